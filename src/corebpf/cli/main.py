@@ -1,0 +1,60 @@
+"""The ``corebpf`` command: a click group whose subcommands live one per module and load lazily."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> "module:attribute"; modules import only when their command runs, so
+# `corebpf --help` and `corebpf doctor` stay fast.
+SUBCOMMANDS = {
+    "doctor": "corebpf.cli.doctor:doctor",
+    "prog": "corebpf.cli.prog:prog",
+    "map": "corebpf.cli.map:map_group",
+    "link": "corebpf.cli.link:link",
+    "btf": "corebpf.cli.btf:btf",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(SUBCOMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return self.commands.get(name)
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                return None  # command not built yet in this version
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="corebpf")
+def cli() -> None:
+    """eBPF in production, from Python: is this node ready, what runs here, load CO-RE objects."""
+
+
+def main() -> None:
+    """Entry point of the console script: corebpf errors become one clear line and exit code 1."""
+    from ..errors import CoreBPFError
+
+    try:
+        rc = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CoreBPFError as exc:
+        click.echo(f"corebpf: error: {exc}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
