@@ -1,0 +1,67 @@
+"""corebpf: eBPF in production, from Python.
+
+The public API lives here; submodules load on first use so ``import corebpf`` stays cheap.
+
+    >>> import corebpf
+    >>> with corebpf.Map.create("hash", key_size=4, value_size=8, max_entries=64) as m:
+    ...     m[b"\\x01\\0\\0\\0"] = bytes(8)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BPFError,
+    BPFPermissionError,
+    BTFError,
+    CoreBPFError,
+    ELFError,
+    InstructionError,
+    NodeError,
+    VerifierError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily by __getattr__)
+_LAZY = {
+    "Map": "corebpf.maps",
+    "MapType": "corebpf.maps",
+    "Program": "corebpf.programs",
+    "ProgType": "corebpf.programs",
+    "AttachType": "corebpf.programs",
+    "TestRunResult": "corebpf.programs",
+    "BTF": "corebpf.btf",
+    "asm": "corebpf.asm",
+    "inventory": "corebpf.inventory",
+    "features": "corebpf.features",
+    "node": "corebpf.node",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corebpf' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import asm, features, inventory, node
+    from .btf import BTF
+    from .maps import Map, MapType
+    from .programs import AttachType, Program, ProgType, TestRunResult
+
+__all__ = [
+    "BPFError", "BPFPermissionError", "BTFError", "CoreBPFError", "ELFError", "InstructionError", "NodeError",
+    "VerifierError", *_LAZY,
+]
