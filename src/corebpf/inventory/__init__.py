@@ -1,0 +1,116 @@
+"""Every eBPF program, map, link and BTF object loaded on this host, with owner processes and pins.
+
+A psutil-like API of small frozen records::
+
+    >>> from corebpf import inventory
+    >>> for prog in inventory.programs():
+    ...     print(prog.id, prog.type, prog.name, [o.comm for o in prog.owners], prog.pins)
+    >>> snap = inventory.snapshot()          # everything at once: one /proc scan, one bpffs walk
+    >>> snap.programs_by_id[42].map_ids
+
+Listing needs CAP_SYS_ADMIN (the kernel refuses the id walk otherwise); the error says so.
+Objects that vanish during a walk are skipped. ``owners=False`` / ``pins=False`` skip the ``/proc``
+scan / bpffs walk, leaving those fields None.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import BPFNotFoundError
+from .attach import (
+    CgroupAttach,
+    IterAttach,
+    KprobeMultiAttach,
+    LinkAttach,
+    NetfilterAttach,
+    NetkitAttach,
+    NetnsAttach,
+    PerfEventAttach,
+    RawTracepointAttach,
+    SockmapAttach,
+    StructOpsAttach,
+    TCXAttach,
+    TracingAttach,
+    UprobeMultiAttach,
+    XDPAttach,
+)
+from .clock import boot_ns_to_datetime
+from .owners import OwnerIndex, scan_owners
+from .pins import Mount, PinIndex, bpffs_mounts, pinned_object, scan_pins
+from .records import BTFRecord, LinkRecord, MapRecord, Owner, ProgramRecord, Record
+from .snapshot import Snapshot, take_snapshot, with_context
+from .walk import READERS, all_btfs, all_links, all_maps, all_programs, read_one
+
+_KIND_NAMES = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
+
+
+def _context(kinds: list[str], owners: bool, pins: bool) -> tuple[Optional[OwnerIndex], Optional[PinIndex]]:
+    pin_index = scan_pins() if pins else None
+    owner_index = scan_owners(kinds) if owners else None
+    return owner_index, pin_index
+
+
+def programs(*, owners: bool = True, pins: bool = True) -> list[ProgramRecord]:
+    """Every loaded program, ascending by id. Owners include processes holding a link to it."""
+    return with_context(all_programs(), "prog", *_context(["prog"], owners, pins))
+
+
+def maps(*, owners: bool = True, pins: bool = True) -> list[MapRecord]:
+    """Every loaded map, ascending by id."""
+    return with_context(all_maps(), "map", *_context(["map"], owners, pins))
+
+
+def links(*, owners: bool = True, pins: bool = True) -> list[LinkRecord]:
+    """Every BPF link, ascending by id, with its attach point decoded."""
+    return with_context(all_links(), "link", *_context(["link"], owners, pins))
+
+
+def btfs(*, owners: bool = True, pins: bool = True) -> list[BTFRecord]:
+    """Every loaded BTF object (vmlinux, modules, program BTF), ascending by id."""
+    return with_context(all_btfs(), "btf", *_context(["btf"], owners, pins))
+
+
+def _get(kind: str, obj_id: int, owners: bool, pins: bool) -> Record:
+    record = read_one(kind, obj_id, READERS[kind])
+    if record is None:
+        raise BPFNotFoundError(2, f"BPF_{kind.upper()}_GET_FD_BY_ID",
+                               f"list them with `corebpf {kind} list`" if kind != "btf" else "",
+                               detail=f"no {_KIND_NAMES[kind]} with id {obj_id}")
+    return with_context([record], kind, *_context([kind], owners, pins))[0]  # type: ignore[list-item]
+
+
+def get_program(prog_id: int, *, owners: bool = True, pins: bool = True) -> ProgramRecord:
+    """The program with id ``prog_id``; raises :class:`~corebpf.errors.BPFNotFoundError` if none."""
+    return _get("prog", prog_id, owners, pins)  # type: ignore[return-value]
+
+
+def get_map(map_id: int, *, owners: bool = True, pins: bool = True) -> MapRecord:
+    """The map with id ``map_id``; raises :class:`~corebpf.errors.BPFNotFoundError` if none."""
+    return _get("map", map_id, owners, pins)  # type: ignore[return-value]
+
+
+def get_link(link_id: int, *, owners: bool = True, pins: bool = True) -> LinkRecord:
+    """The link with id ``link_id``; raises :class:`~corebpf.errors.BPFNotFoundError` if none."""
+    return _get("link", link_id, owners, pins)  # type: ignore[return-value]
+
+
+def get_btf(btf_id: int, *, owners: bool = True, pins: bool = True) -> BTFRecord:
+    """The BTF object with id ``btf_id``; raises :class:`~corebpf.errors.BPFNotFoundError` if none."""
+    return _get("btf", btf_id, owners, pins)  # type: ignore[return-value]
+
+
+def snapshot(*, owners: bool = True, pins: bool = True) -> Snapshot:
+    """Every program, map, link and BTF object at once, with id indexes (one /proc scan, one bpffs walk)."""
+    return take_snapshot(owners=owners, pins=pins)
+
+
+__all__ = [
+    "programs", "maps", "links", "btfs", "get_program", "get_map", "get_link", "get_btf", "snapshot",
+    "Snapshot", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Owner", "Record",
+    "LinkAttach", "RawTracepointAttach", "TracingAttach", "CgroupAttach", "IterAttach", "NetnsAttach", "XDPAttach",
+    "TCXAttach", "NetkitAttach", "StructOpsAttach", "SockmapAttach", "NetfilterAttach", "KprobeMultiAttach",
+    "UprobeMultiAttach", "PerfEventAttach",
+    "Mount", "bpffs_mounts", "pinned_object", "scan_pins", "scan_owners", "OwnerIndex", "PinIndex",
+    "boot_ns_to_datetime",
+]

@@ -1,0 +1,41 @@
+"""Reading ``/proc/<pid>/fdinfo/<fd>``: the kernel's ``key:\tvalue`` lines about one open file."""
+
+from __future__ import annotations
+
+# readlink(/proc/<pid>/fd/<n>) of each BPF object kind -> (inventory kind, fdinfo key of its id)
+ANON_INODES: dict[str, tuple[str, str]] = {
+    "anon_inode:bpf-prog": ("prog", "prog_id"),
+    "anon_inode:bpf-map": ("map", "map_id"),
+    "anon_inode:bpf_link": ("link", "link_id"),  # links made by BPF_LINK_CREATE / raw_tracepoint_open
+    "anon_inode:bpf-link": ("link", "link_id"),  # the same link reopened from a pin or by id
+    "anon_inode:btf": ("btf", "btf_id"),
+}
+
+
+def read_fdinfo(path: str) -> dict[str, str]:
+    """The fields of one fdinfo file; empty when it vanished or cannot be read (process exited)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in data.decode(errors="replace").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+    return fields
+
+
+def int_field(fields: dict[str, str], key: str) -> int | None:
+    """An integer fdinfo field (decimal or ``0x`` hex), or None when absent or malformed."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    try:
+        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
+    except ValueError:
+        return None
+
+
+__all__ = ["ANON_INODES", "read_fdinfo", "int_field"]
