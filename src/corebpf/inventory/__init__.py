@@ -36,6 +36,7 @@ from .attach import (
     XDPAttach,
 )
 from .clock import boot_ns_to_datetime
+from .dump import MapEntry, dump_map
 from .owners import OwnerIndex, scan_owners
 from .pins import Mount, PinIndex, bpffs_mounts, pinned_object, scan_pins
 from .records import BTFRecord, LinkRecord, MapRecord, Owner, ProgramRecord, Record
@@ -112,5 +113,5 @@ __all__ = [
     "TCXAttach", "NetkitAttach", "StructOpsAttach", "SockmapAttach", "NetfilterAttach", "KprobeMultiAttach",
     "UprobeMultiAttach", "PerfEventAttach",
     "Mount", "bpffs_mounts", "pinned_object", "scan_pins", "scan_owners", "OwnerIndex", "PinIndex",
-    "boot_ns_to_datetime",
+    "boot_ns_to_datetime", "MapEntry", "dump_map",
 ]
