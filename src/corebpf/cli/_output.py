@@ -31,10 +31,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def to_jsonable(obj: object) -> Any:
     """``obj`` as JSON-ready data: dataclasses and mappings to dicts, enums to names, datetimes to ISO
     8601, bytes to hex, tuples/sets to lists."""
+    if isinstance(obj, enum.Enum):  # before int: IntEnum members are ints
+        return obj.name
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    if isinstance(obj, enum.Enum):
-        return obj.name
     if isinstance(obj, datetime):
         return obj.isoformat()
     if isinstance(obj, (bytes, bytearray, memoryview)):

@@ -37,25 +37,25 @@ class OwnerIndex:
         return {o.pid for objs in self.by_kind.values() for owners in objs.values() for o in owners}
 
 
-def _comm(pid: str) -> str:
+def _comm(proc: str, pid: str) -> str:
     try:
-        with open(f"/proc/{pid}/comm", "rb") as f:
+        with open(f"{proc}/{pid}/comm", "rb") as f:
             return f.read().rstrip(b"\n").decode(errors="replace")
     except OSError:
         return ""
 
 
-def _uid(pid: str) -> int:
+def _uid(proc: str, pid: str) -> int:
     try:
-        return os.stat(f"/proc/{pid}").st_uid
+        return os.stat(f"{proc}/{pid}").st_uid
     except OSError:
         return -1
 
 
-def _bpf_fds(pid: str, perf_events: bool) -> list[tuple[int, str]]:
+def _bpf_fds(proc: str, pid: str, perf_events: bool) -> list[tuple[int, str]]:
     """``(fd, readlink target)`` of the BPF (and perf event) fds of one process."""
     try:
-        dfd = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return []
     found = []
@@ -95,19 +95,19 @@ def scan_owners(kinds: Iterable[str] = _KINDS, *, perf_events: bool = True, proc
     except OSError:
         return index
     for pid in pids:
-        fds = _bpf_fds(pid, perf_events)
+        fds = _bpf_fds(proc, pid, perf_events)
         if not fds:
             continue
         # (kind, id, via, link_id) -> fds
         held: dict[tuple[str, int, str, int], list[int]] = {}
         for fd, target in fds:
-            if target == _PERF_EVENT:
+            if target == _PERF_EVENT:  # (only meaningful on the real /proc)
                 prog_id = _perf_event_prog(int(pid), fd)
                 if prog_id:
                     held.setdefault(("prog", prog_id, "perf_event", 0), []).append(fd)
                 continue
             kind, key = ANON_INODES[target]
-            fields = read_fdinfo(f"/proc/{pid}/fdinfo/{fd}")
+            fields = read_fdinfo(f"{proc}/{pid}/fdinfo/{fd}")
             obj_id = int_field(fields, key)
             if obj_id is None:
                 continue
@@ -119,7 +119,7 @@ def scan_owners(kinds: Iterable[str] = _KINDS, *, perf_events: bool = True, proc
                     held.setdefault(("prog", prog_id, "link", obj_id), []).append(fd)
         if not held:
             continue
-        comm, uid = _comm(pid), _uid(pid)
+        comm, uid = _comm(proc, pid), _uid(proc, pid)
         for (kind, obj_id, via, link_id), owned in held.items():
             owner = Owner(pid=int(pid), comm=comm, uid=uid, fds=tuple(sorted(owned)), via=via, link_id=link_id)
             index.by_kind[kind].setdefault(obj_id, []).append(owner)
