@@ -10,6 +10,7 @@ and map-in-map read back the object's *id*, as the kernel reports it.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import sys
 from collections.abc import Iterator, MutableMapping, Sequence
@@ -24,7 +25,7 @@ from ..errors import BPFError, CoreBPFError, error_class
 from . import batch as _batch
 from . import percpu as _percpu
 from .info import MapInfo, fd_kind, map_info
-from .types import BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, Kind, UpdateFlags, check_create, parse_map_type, rules_for
+from .types import PAGE_SIZE, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, Kind, UpdateFlags, check_create, parse_map_type, rules_for
 
 Key = Union[bytes, bytearray, memoryview, int]
 Value = Any
@@ -183,6 +184,24 @@ class Map(MutableMapping):  # type: ignore[type-arg]
     def freeze(self) -> None:
         """Make the map read-only for user space (programs may still write unless BPF_F_RDONLY_PROG)."""
         ops.map_freeze(self.fileno())
+
+    def mmap(self, length: Optional[int] = None, offset: int = 0, writable: bool = True) -> mmap.mmap:
+        """Map the map's memory into this process (arrays created with ``BPF_F_MMAPABLE``, arenas,
+        ring buffers). ``length`` defaults to the whole array or arena."""
+        if length is None:
+            if self.type == MapType.ARENA:
+                length = self.max_entries * PAGE_SIZE
+            elif self.kind == Kind.ARRAY and not self.percpu:
+                length = -(-self.value_size * self.max_entries // PAGE_SIZE) * PAGE_SIZE
+            else:
+                raise TypeError("give the length to map for this map type")
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        try:
+            return mmap.mmap(self.fileno(), length, flags=mmap.MAP_SHARED, prot=prot, offset=offset)
+        except OSError as exc:
+            err = exc.errno or errno.EINVAL
+            raise error_class(err)(err, "mmap", "only BPF_F_MMAPABLE arrays, arenas and ring buffers can be "
+                                   "mmapped, within their size; frozen maps only read-only") from None
 
     # ---- raw element operations (bytes in, filled buffers out) -------------------------------
 

@@ -16,6 +16,8 @@ from ..errors import ENOTSUPP, BPFError, error_class
 # XDP may grow a packet at both ends (headroom + tailroom); leave room for that by default.
 _DEFAULT_GROWTH = 512
 _MAX_RETRIES = 4
+# Types whose test run copies no context back (the kernel refuses a ctx_out buffer for them).
+_NO_CTX_OUT = {"RAW_TRACEPOINT", "TRACING", "SYSCALL", "STRUCT_OPS", "LSM"}
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,18 @@ def test_run(prog_fd: int, data: "bytes | bytearray | memoryview" = b"", repeat:
     data_in = _buffer(data) or None
     ctx_in = _buffer(ctx) if ctx is not None else None
     out_size = data_size_out if data_size_out is not None else (len(data_in) + _DEFAULT_GROWTH if data_in else 0)
-    ctx_out_size = ctx_size_out if ctx_size_out is not None else (len(ctx_in) if ctx_in else 0)
+    if ctx_size_out is not None:
+        ctx_out_size = ctx_size_out
+    else:
+        ctx_out_size = len(ctx_in) if ctx_in and prog_type not in _NO_CTX_OUT else 0
+    # The kernel runs once for repeat 0 or 1, and some types (raw_tp, tracing, syscall) insist on 0.
+    kernel_repeat = repeat if repeat > 1 else 0
     for _ in range(_MAX_RETRIES):
         data_out = ctypes.create_string_buffer(out_size) if out_size else None
         ctx_out = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
         attr = g.ProgTestRunAttr(prog_fd=prog_fd, data_size_in=len(data_in) if data_in else 0,
                                  data_size_out=out_size, data_in=addr(data_in), data_out=addr(data_out),
-                                 repeat=repeat, ctx_size_in=len(ctx_in) if ctx_in else 0,
+                                 repeat=kernel_repeat, ctx_size_in=len(ctx_in) if ctx_in else 0,
                                  ctx_size_out=ctx_out_size, ctx_in=addr(ctx_in), ctx_out=addr(ctx_out),
                                  flags=flags, cpu=cpu, batch_size=batch_size)
         ret = bpf_raw(Cmd.PROG_TEST_RUN, attr)
