@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import click
 
 from ..errors import BPFNotFoundError
-from ._output import Column, cell, echo_json, emit, fail, json_option, to_jsonable
+from ._output import Column, echo_json, emit, fail, json_option, to_jsonable
 
 
 def owners_text(owners: Optional[Sequence[object]]) -> str:
@@ -82,30 +82,25 @@ def show(prog_id: Optional[int], as_json: bool) -> None:
 
 @prog.command("dump")
 @click.argument("prog_id", type=click.IntRange(min=1))
+@click.option("--dialect", type=click.Choice(["current", "legacy"]), default="current", show_default=True,
+              help="Instruction text of current bpftool, or of bpftool before 7.3 (e.g. Debian's 7.1).")
+@click.option("--opcodes", is_flag=True, help="Also print each instruction's bytes.")
+@click.option("--linum", is_flag=True, help="Show file:line:column with the source lines (needs BTF).")
 @json_option
-def dump(prog_id: int, as_json: bool) -> None:
-    """Disassemble the kernel's translated (xlated) instructions of a program, like
-    ``bpftool prog dump xlated id PROG_ID``."""
-    lines = _disassemble(prog_id)
+def dump(prog_id: int, dialect: str, opcodes: bool, linum: bool, as_json: bool) -> None:
+    """Disassemble the kernel's translated (xlated) instructions of a program, as
+    ``bpftool prog dump xlated id PROG_ID`` prints them."""
+    from ..asm import Dialect, dump_xlated
+
+    try:
+        lines = dump_xlated(prog_id, dialect=Dialect(dialect), opcodes=opcodes, linum=linum)
+    except BPFNotFoundError:
+        fail(f"no program with id {prog_id} (see `corebpf prog list`)")
     if as_json:
         echo_json({"id": prog_id, "insns": lines})
         return
     for line in lines:
         click.echo(line)
-
-
-def _disassemble(prog_id: int) -> list[str]:
-    try:
-        from ..asm import disassemble, xlated
-    except ImportError:
-        fail("this corebpf has no disassembler yet (corebpf.asm.disassemble / corebpf.asm.xlated are missing)")
-    try:
-        text = xlated.disassemble_program(prog_id) if hasattr(xlated, "disassemble_program") else None
-        if text is None:
-            text = disassemble(xlated.read(prog_id))
-    except BPFNotFoundError:
-        fail(f"no program with id {prog_id} (see `corebpf prog list`)")
-    return text.splitlines() if isinstance(text, str) else [cell(t) for t in text]
 
 
 __all__ = ["prog", "owners_text", "program_json", "PROG_COLUMNS", "PROG_FIELDS"]

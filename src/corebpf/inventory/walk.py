@@ -100,8 +100,13 @@ def open_by_id(kind: str, obj_id: int) -> Optional[FD]:
         raise _permission_error(kind, exc) from None
 
 
+_LIST_HINT = ("walking the ids of loaded BPF objects (BPF_*_GET_NEXT_ID / GET_FD_BY_ID) needs CAP_SYS_ADMIN; "
+              "CAP_BPF alone is not enough: run as root or with CAP_SYS_ADMIN")
+
+
 def _permission_error(kind: str, exc: BPFError) -> BPFError:
-    return type(exc)(exc.errno or errno.EPERM, exc.command, exc.hint,
+    # The generic EPERM hint suggests CAP_BPF, but the kernel checks capable(CAP_SYS_ADMIN) for id walks.
+    return type(exc)(exc.errno or errno.EPERM, exc.command, _LIST_HINT,
                      detail=f"listing loaded {_KIND_WORDS.get(kind, kind)}")
 
 
