@@ -1,0 +1,87 @@
+"""Helpers for tests over the compiled corpus (tests/corpus/*.bpf.o): ELF program sections,
+bpftool, and loading every program of an object with ``bpftool prog loadall`` into a private
+bpffs directory that is removed afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from elftools.elf.elffile import ELFFile
+
+from corebpf._sys import ops, uapi
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
+BPFFS = "/sys/fs/bpf"
+SHF_EXECINSTR = 0x4
+
+
+def corpus_objects() -> list[Path]:
+    """Every committed corpus object, sorted."""
+    return sorted(CORPUS_DIR.glob("*.bpf.o"))
+
+
+def program_sections(path: Path) -> dict[str, bytes]:
+    """Executable (program) sections of an ELF object: name -> bytes."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        return {s.name: s.data() for s in elf.iter_sections()
+                if s["sh_flags"] & SHF_EXECINSTR and s["sh_size"] > 0}
+
+
+def bpftool() -> str | None:
+    return shutil.which("bpftool")
+
+
+def bpftool_version() -> str:
+    """``bpftool version``'s number, e.g. ``7.1.0``."""
+    out = subprocess.run([bpftool() or "bpftool", "version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"v(\d+\.\d+\.\d+)", out)
+    return match.group(1) if match else "0.0.0"
+
+
+def bpftool_dump_xlated(prog_id: int, *extra: str) -> list[str]:
+    """Lines of ``bpftool prog dump xlated id ID [extra...]``."""
+    res = subprocess.run([bpftool() or "bpftool", "prog", "dump", "xlated", "id", str(prog_id), *extra],
+                         capture_output=True, text=True, errors="replace")
+    if res.returncode:
+        raise RuntimeError(f"bpftool prog dump xlated id {prog_id} failed: {res.stderr.strip()}")
+    return res.stdout.splitlines()
+
+
+def ensure_bpffs() -> None:
+    """Mount bpffs at /sys/fs/bpf unless something is mounted there already."""
+    with open("/proc/mounts") as f:
+        if any(line.split()[1:3] == [BPFFS, "bpf"] for line in f):
+            return
+    subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def loaded_object(obj: Path) -> Iterator[dict[str, int]]:
+    """Load every program of ``obj`` with bpftool; yield {program name: program id}; unpin all."""
+    ensure_bpffs()
+    pin_dir = f"{BPFFS}/corebpf_asm_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    res = subprocess.run([bpftool() or "bpftool", "prog", "loadall", str(obj), pin_dir],
+                         capture_output=True, text=True)
+    try:
+        if res.returncode:
+            raise RuntimeError(f"bpftool prog loadall {obj.name} failed:\n{res.stderr[-3000:]}")
+        progs: dict[str, int] = {}
+        for name in sorted(os.listdir(pin_dir)):
+            with ops.obj_get(f"{pin_dir}/{name}") as fd:
+                info = uapi.ProgInfo()
+                ops.obj_get_info_by_fd(fd, info)
+                progs[name] = info.id
+        yield progs
+    finally:
+        if os.path.isdir(pin_dir):
+            for name in os.listdir(pin_dir):
+                os.unlink(f"{pin_dir}/{name}")
+            os.rmdir(pin_dir)
