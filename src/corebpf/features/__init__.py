@@ -1,0 +1,210 @@
+"""What this kernel really supports, found by trying: tiny program loads, map creates and attaches.
+
+Nothing is inferred from the kernel version. Results are cached per process (and on disk when
+asked, keyed by kernel release, boot id and the caller's privileges).
+
+    >>> from corebpf import features
+    >>> features.prog_type("xdp").supported
+    True
+    >>> features.attach_method("fentry").errno_name       # on this machine
+    'EPERM'
+    >>> report = features.probe_all()                      # everything, ~0.3 s
+    >>> report.helpers["xdp"].supported[:3]
+    ('map_lookup_elem', 'map_update_elem', 'map_delete_elem')
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .._sys._generated import HelperId, MapType, ProgType
+from . import cache as _cache
+from ._btfids import vmlinux_types
+from .attach import ATTACH_PROBES, BTF_TARGETS, probe_attach
+from .helpers import SIDE_EFFECT_HELPERS, HelperSupport, helper_names, not_probed, probe_helpers
+from .maps import probe_map_type, type_name as map_type_name
+from .misc import probe_misc
+from .probes import ProbeResult
+from .progs import ProgTypeResult, _SPECIAL, probe_prog_type
+
+_lock = threading.Lock()
+_prog_cache: dict[str, ProgTypeResult] = {}
+_map_cache: dict[str, ProbeResult] = {}
+_attach_cache: dict[str, ProbeResult] = {}
+_helper_cache: dict[str, HelperSupport] = {}
+_report: Optional["FeatureReport"] = None
+
+
+@dataclass(frozen=True)
+class FeatureReport:
+    """Every probe's result.
+
+    ``prog_types``/``map_types``/``attach``/``misc`` map names to :class:`ProbeResult`;
+    ``prog_variants`` the variants tried per program type (tracing: tp_btf, fentry...);
+    ``helpers`` a :class:`HelperSupport` per program type. ``duration`` is the probing wall time
+    in seconds; ``from_cache`` names the cache file when the report was read from disk.
+    """
+
+    prog_types: dict[str, ProbeResult]
+    prog_variants: dict[str, dict[str, ProbeResult]]
+    map_types: dict[str, ProbeResult]
+    helpers: dict[str, HelperSupport]
+    attach: dict[str, ProbeResult]
+    misc: dict[str, ProbeResult]
+    duration: float = 0.0
+    from_cache: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {"prog_types": {k: v.to_dict() for k, v in self.prog_types.items()},
+                "prog_variants": {k: {n: r.to_dict() for n, r in v.items()} for k, v in self.prog_variants.items()},
+                "map_types": {k: v.to_dict() for k, v in self.map_types.items()},
+                "helpers": {k: v.to_dict() for k, v in self.helpers.items()},
+                "attach": {k: v.to_dict() for k, v in self.attach.items()},
+                "misc": {k: v.to_dict() for k, v in self.misc.items()},
+                "duration": self.duration, "from_cache": self.from_cache}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureReport":
+        """Rebuild a report from :meth:`to_dict` output (used by the disk cache)."""
+        def pr(x: dict[str, Any]) -> ProbeResult:
+            return ProbeResult(x["name"], x["supported"], x["errno"], x["reason"], x["source"], x["detail"])
+
+        def hs(x: dict[str, Any]) -> HelperSupport:
+            return HelperSupport(x["prog_type"], tuple(x["supported"]), {n: "" for n in x["unsupported"]},
+                                 tuple(x["skipped"]), x["probed"], x["reason"])
+
+        return cls({k: pr(v) for k, v in d["prog_types"].items()},
+                   {k: {n: pr(r) for n, r in v.items()} for k, v in d["prog_variants"].items()},
+                   {k: pr(v) for k, v in d["map_types"].items()}, {k: hs(v) for k, v in d["helpers"].items()},
+                   {k: pr(v) for k, v in d["attach"].items()}, {k: pr(v) for k, v in d["misc"].items()},
+                   d.get("duration", 0.0))
+
+
+def _all_btf_targets() -> list[tuple[str, int]]:
+    from ._btfids import KIND_STRUCT
+
+    targets = [v.btf_target for vs in _SPECIAL.values() for v in vs if v.btf_target]
+    return list(dict.fromkeys(targets + BTF_TARGETS + [("bpf_struct_ops_tcp_congestion_ops", KIND_STRUCT)]))
+
+
+def _prog_result(name: str) -> ProgTypeResult:
+    key = name.lower()
+    with _lock:
+        if key in _prog_cache:
+            return _prog_cache[key]
+    r = probe_prog_type(ProgType[key.upper()])
+    with _lock:
+        _prog_cache[key] = r
+    return r
+
+
+def prog_type(name: str) -> ProbeResult:
+    """Whether program type ``name`` (``"xdp"``, ``"tracing"``...) loads here (cached)."""
+    return _prog_result(name).result
+
+
+def map_type(name: str) -> ProbeResult:
+    """Whether map type ``name`` (``"ringbuf"``...) can be created here (cached)."""
+    key = name.lower()
+    with _lock:
+        if key in _map_cache:
+            return _map_cache[key]
+    r = probe_map_type(MapType[key.upper()])
+    with _lock:
+        _map_cache[key] = r
+    return r
+
+
+def attach_method(name: str) -> ProbeResult:
+    """Whether attach method ``name`` works here (a key of :data:`ATTACH_METHODS`; cached)."""
+    if name not in ATTACH_PROBES:
+        raise KeyError(f"unknown attach method {name!r}; known: {', '.join(ATTACH_PROBES)}")
+    with _lock:
+        if name in _attach_cache:
+            return _attach_cache[name]
+    r = probe_attach(name)
+    with _lock:
+        _attach_cache[name] = r
+    return r
+
+
+def helpers(prog_type_name: str) -> HelperSupport:
+    """The helpers program type ``prog_type_name`` may call here (cached)."""
+    key = prog_type_name.lower()
+    with _lock:
+        if key in _helper_cache:
+            return _helper_cache[key]
+    pt = _prog_result(key)
+    r = probe_helpers(key, pt.loadable_as) if pt.loadable_as else not_probed(key, f"program type does not load: "
+                                                                                 f"{pt.result.reason}")
+    with _lock:
+        _helper_cache[key] = r
+    return r
+
+
+def helper(prog_type_name: str, helper_name: str) -> bool:
+    """Whether ``helper_name`` (``"ringbuf_output"`` or ``"bpf_ringbuf_output"``) works in that program type."""
+    name = helper_name.removeprefix("bpf_")
+    HelperId[name]  # KeyError for unknown names
+    return name in helpers(prog_type_name).supported
+
+
+ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
+
+
+def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, threads: Optional[int] = None) -> FeatureReport:
+    """Run every probe (program types, map types, helpers per loadable type, attach methods, ISA).
+
+    Probes run on a small thread pool: each is one or a few system calls during which Python
+    releases the GIL, and attach probes mostly wait in the kernel (RCU grace periods). With
+    ``use_disk_cache``, a report from this boot, user and privilege set is reused.
+    """
+    global _report
+    if _report is not None and (with_helpers or not _report.helpers):
+        return _report
+    key = _cache.cache_key() if use_disk_cache else ""
+    if use_disk_cache:
+        cached = _cache.load(key)
+        if cached is not None:
+            rep = FeatureReport.from_dict(cached)
+            return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
+                                 rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
+    start = time.perf_counter()
+    vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
+    workers = threads or min(8, (os.cpu_count() or 2) + 2)
+    with ThreadPoolExecutor(workers) as pool:
+        # attach probes mostly sleep in the kernel: start them first so they overlap everything else
+        attach_f = {n: pool.submit(attach_method, n) for n in ATTACH_PROBES}
+        progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
+        helper_f = {n: pool.submit(helpers, n) for n in progs} if with_helpers else {}
+        maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC}
+        misc = probe_misc()
+        report = FeatureReport({n: r.result for n, r in progs.items()}, {n: r.variants for n, r in progs.items()},
+                               maps, {n: f.result() for n, f in helper_f.items()},
+                               {n: f.result() for n, f in attach_f.items()}, misc, time.perf_counter() - start)
+    _report = report
+    if use_disk_cache:
+        _cache.store(key, report.to_dict())
+    return report
+
+
+def clear_cache() -> None:
+    """Forget every in-process result (the next call probes again)."""
+    global _report
+    with _lock:
+        _prog_cache.clear()
+        _map_cache.clear()
+        _attach_cache.clear()
+        _helper_cache.clear()
+        _report = None
+
+
+__all__ = ["FeatureReport", "ProbeResult", "HelperSupport", "ProgTypeResult", "ATTACH_METHODS",
+           "SIDE_EFFECT_HELPERS", "probe_all", "prog_type", "map_type", "attach_method", "helpers", "helper",
+           "helper_names", "clear_cache"]

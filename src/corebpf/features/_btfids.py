@@ -1,0 +1,104 @@
+"""A minimal, private scan of kernel BTF: type ids of a few named types, struct members, sizes.
+
+Probes need attach targets (``attach_btf_id`` of a function for fentry/LSM, of a struct for
+struct_ops). This walks the type section once as 32-bit words (no decoding of types we do not
+need), which keeps it fast enough for a cold doctor run. The full BTF reader is ``corebpf.btf``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from ..errors import BTFError
+
+KIND_INT, KIND_STRUCT, KIND_UNION, KIND_FUNC, KIND_TYPEDEF = 1, 4, 5, 12, 8
+# extra 32-bit words after the 3-word header, per kind: (fixed, per vlen item)
+_EXTRA = {1: (1, 0), 3: (3, 0), 4: (0, 3), 5: (0, 3), 6: (0, 2), 13: (0, 2), 14: (1, 0), 15: (0, 3),
+          17: (1, 0), 19: (0, 3)}
+
+
+@dataclass(frozen=True)
+class BTFType:
+    """What a probe needs to know about one type: its id, kind, size and member names."""
+
+    type_id: int
+    kind: int
+    size: int
+    members: tuple[str, ...]
+
+
+def find_types(data: bytes, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], BTFType]:
+    """Find ``(name, kind)`` pairs in raw BTF ``data``; missing ones are absent from the result.
+
+    Raises :class:`BTFError` on a malformed blob.
+    """
+    try:
+        magic, _ver, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", data)
+    except struct.error as exc:
+        raise BTFError(f"BTF header truncated: {exc}") from None
+    if magic != 0xEB9F:
+        raise BTFError(f"bad BTF magic {magic:#x} at offset 0")
+    t0, s0 = hdr_len + type_off, hdr_len + str_off
+    strings = data[s0:s0 + str_len]
+    if len(strings) != str_len or (type_len & 3) or t0 + type_len > len(data):
+        raise BTFError("BTF sections run past the end of the data")
+    by_off: dict[int, list[tuple[str, int]]] = {}
+    for name, kind in wanted:
+        pos = strings.find(b"\0" + name.encode() + b"\0")
+        if pos >= 0:
+            by_off.setdefault(pos + 1, []).append((name, kind))
+    found: dict[tuple[str, int], BTFType] = {}
+    total = sum(len(v) for v in by_off.values())
+    if not total:
+        return found
+    words = memoryview(data)[t0:t0 + type_len].cast("I")
+    n = len(words)
+    extra = _EXTRA
+    i, type_id = 0, 1
+    try:
+        while i < n:
+            info = words[i + 1]
+            kind = (info >> 24) & 0x1F
+            vlen = info & 0xFFFF
+            hit = by_off.get(words[i])
+            if hit is not None:
+                for name, want_kind in hit:
+                    if kind == want_kind and (name, kind) not in found:
+                        members: tuple[str, ...] = ()
+                        if kind in (KIND_STRUCT, KIND_UNION):
+                            members = tuple(_name(strings, words[i + 3 + 3 * k]) for k in range(vlen))
+                        found[(name, kind)] = BTFType(type_id, kind, words[i + 2], members)
+                if len(found) == total:
+                    break
+            fixed, per = extra.get(kind, (0, 0))
+            i += 3 + fixed + per * vlen
+            type_id += 1
+    except IndexError:
+        raise BTFError(f"BTF type {type_id} runs past the end of the type section") from None
+    return found
+
+
+def _name(strings: bytes, off: int) -> str:
+    end = strings.find(b"\0", off)
+    return strings[off:end if end >= 0 else None].decode(errors="replace")
+
+
+_cache: dict[tuple[str, int], Optional[BTFType]] = {}
+
+
+def vmlinux_types(wanted: Iterable[tuple[str, int]], path: str = "/sys/kernel/btf/vmlinux") -> dict[tuple[str, int], Optional[BTFType]]:
+    """Look ``wanted`` up in the kernel's BTF, caching per process; unreadable BTF gives None values."""
+    wanted = list(wanted)
+    missing = [w for w in wanted if w not in _cache]
+    if missing:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            found = find_types(data, missing)
+        except (OSError, BTFError):
+            found = {}
+        for w in missing:
+            _cache[w] = found.get(w)
+    return {w: _cache[w] for w in wanted}
