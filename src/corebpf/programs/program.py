@@ -75,17 +75,19 @@ def encode_instructions(instructions: Instructions) -> bytes:
         raw = bytes(instructions)
     else:
         items = list(instructions)
-        raw = b""
         try:
-            from ..asm import encode as asm_encode  # type: ignore[attr-defined]
-        except ImportError:
-            asm_encode = None
-        if asm_encode is not None:
-            raw = bytes(asm_encode(items))
+            from .. import asm
+        except ImportError:  # pragma: no cover - corebpf.asm is part of the package
+            asm = None  # type: ignore[assignment]
+        if asm is not None and all(isinstance(i, (asm.Instruction, asm.builder.Label, asm.builder.PendingJump))
+                                   for i in items):
+            if not all(isinstance(i, asm.Instruction) for i in items):
+                items = asm.builder.assemble(items)  # resolve labels into offsets
+            raw = bytes(asm.encode(items))
         else:
             parts = []
             for insn in items:
-                if isinstance(insn, (bytes, bytearray)):
+                if isinstance(insn, (bytes, bytearray, memoryview)):
                     parts.append(bytes(insn))
                 elif hasattr(insn, "encode"):
                     parts.append(bytes(insn.encode()))
