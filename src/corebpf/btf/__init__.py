@@ -1,0 +1,88 @@
+"""BTF: read any kernel's types fast, decode values by type, build and load BTF.
+
+Public API (stable; other modules build on it)::
+
+    from corebpf.btf import BTF, Kind
+
+    btf = BTF.vmlinux()                     # running kernel's BTF, shared per process, index cached on disk
+    mod = BTF.module("nf_conntrack")        # split BTF of a module, on top of BTF.vmlinux(), shared
+    btf = BTF.from_file(path, base=None)    # raw BTF, ELF .BTF (objects, vmlinux images), BTFHub .btf.tar.xz
+    btf = BTF.from_bytes(data, base=None)   # raw BTF blob (either byte order)
+
+    t = btf[type_id]                        # a Type (decoded on first use, then kept); btf[0] is void
+    len(btf); iter(btf)                     # the types this blob defines: ids btf.start_id .. btf.last_id
+    btf.all_types()                         # ... including the base BTF's for split BTF
+    btf.find("task_struct", Kind.STRUCT)    # by essential name (``___flavour`` stripped); KeyError if none
+    btf.find_all("task_struct")             # every match, base first; btf.find_id(...) -> id or -1
+    btf.kind_of(id), btf.name_of(id)        # without decoding the type
+    btf.string_at(offset)                   # string section lookup (split BTF continues the base's)
+    btf.raw, btf.header, btf.byteorder, btf.base, btf.pointer_size, btf.from_cache
+
+Types (``corebpf.btf.types``), all with ``.kind`` (:class:`Kind`), ``.name``, ``.id``, ``.btf``,
+``.size`` and ``.alignment`` (bytes; BTFError for sizeless kinds), ``.resolve()`` (skip typedefs,
+const/volatile/restrict and type tags), ``.skip_qualifiers()``, ``.essential_name``,
+``.format_c(declarator="")`` / ``.c_declaration`` (one type as C: ``int (*)(void *)``,
+``struct task_struct *``, ``char comm[16]``)::
+
+    Void, Int(.encoding .signed .bits .offset .is_char .is_bool), Float,
+    Pointer(.type_id .type/.target), Typedef, Const, Volatile, Restrict, TypeTag (all Qualifier/ref: .type_id .type),
+    Array(.elem_type_id .elem_type .index_type_id .nelems),
+    Struct/Union (Composite: .members [Member(name, type_id, bit_offset, bitfield_size) .type .offset
+                  .is_bitfield .bit_size], .member(name), .field("a.b") -> (bit offset, Member), .kind_flag),
+    Enum (ENUM and ENUM64: .values [EnumValue(name, value)], .signed, .value_of(), .name_of()),
+    Fwd(.is_union), Func(.type_id .proto .linkage: Linkage), FuncProto(.return_type_id .return_type
+    .params [Param(name, type_id) .type] .variadic), Var(.type_id .linkage), Datasec(.vars
+    [VarSecinfo(type_id, offset, size)]), DeclTag(.type_id .component_idx)
+
+Values (``corebpf.btf.values``)::
+
+    decode(t, data, *, chars="str") -> Python value (int, bool, EnumMember, str/bytes, list, StructValue)
+    encode(t, value) -> bytes;  numpy_dtype(t) -> numpy.dtype (exact offsets/itemsize)
+
+``.BTF.ext`` (``corebpf.btf.ext``): ``BTFExt.from_bytes(data, btf)`` / ``BTFExt.from_elf(path)`` with
+``.func_info``, ``.line_info``, ``.core_relos`` per section.
+
+Building (``corebpf.btf.builder``): ``BTFBuilder`` (add_int/add_ptr/add_struct/...; ``copy_type`` from
+another BTF), ``.encode()`` -> bytes, ``.load()`` / ``load_btf(data)`` -> ``LoadedBTF`` (fd, id);
+failures raise :class:`BTFLoadError` carrying the kernel's log. ``corebpf.btf.sanitize.sanitize(data,
+features)`` rewrites kinds older kernels lack, as libbpf does.
+
+Errors: malformed input raises :class:`corebpf.errors.BTFError` naming the byte offset.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .reader import BTF, Header, parse_header
+from .types import (
+    Array, Composite, Const, Datasec, DeclTag, Enum, EnumValue, Float, Func, FuncProto, Fwd, Int,
+    IntEncoding, Kind, Linkage, Member, Param, Pointer, Qualifier, Restrict, Struct, Type, Typedef, TypeTag,
+    Union, Var, VarSecinfo, Void, Volatile, essential_name,
+)
+
+__all__ = [
+    "BTF", "Header", "parse_header", "Kind", "Linkage", "IntEncoding", "Type", "Void", "Int", "Float",
+    "Pointer", "Array", "Composite", "Struct", "Union", "Member", "Enum", "EnumValue", "Fwd", "Typedef",
+    "Qualifier", "Const", "Volatile", "Restrict", "TypeTag", "Func", "FuncProto", "Param", "Var", "Datasec",
+    "VarSecinfo", "DeclTag", "essential_name",
+    # lazily imported
+    "BTFExt", "BTFBuilder", "BTFLoadError", "LoadedBTF", "load_btf", "decode", "encode", "numpy_dtype",
+    "sanitize", "BTFFeatures",
+]
+
+_LAZY = {
+    "BTFExt": "ext", "BTFBuilder": "builder", "BTFLoadError": "builder", "LoadedBTF": "builder",
+    "load_btf": "builder", "decode": "values", "encode": "values", "numpy_dtype": "values",
+    "sanitize": "sanitize", "BTFFeatures": "sanitize",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'corebpf.btf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,140 @@
+"""One pass over the BTF type section: where each type starts, and a name index.
+
+A BTF type record is ``name_off, info, size_or_type`` plus kind-specific words; its length depends
+only on the kind and ``vlen`` found in ``info``. We compute, with numpy, where the next record
+would start if a record started at each word position, compose that map with itself a few times,
+and follow the composed chain from word 0 in Python (one step per 8 records); the records in
+between are then filled in with vectorised lookups. The name index is the types' ``name_off`` sorted (a permutation array),
+so a lookup by name is a substring search in the string table plus a binary search, and nothing
+is decoded or hashed per type at open time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BTFError
+from .types import Kind
+
+__all__ = ["TypeIndex", "build_index", "record_words", "MAX_KIND"]
+
+MAX_KIND = max(Kind)
+
+# words after the 3-word common header, per kind: (fixed extra, per vlen entry)
+_EXTRA = {Kind.INT: 1, Kind.ARRAY: 3, Kind.VAR: 1, Kind.DECL_TAG: 1}
+_PER_VLEN = {Kind.STRUCT: 3, Kind.UNION: 3, Kind.ENUM: 2, Kind.FUNC_PROTO: 2, Kind.DATASEC: 3, Kind.ENUM64: 3}
+
+# tables indexed by the top byte of ``info`` (kind in bits 24-28, kind_flag in bit 31)
+_FIXED_BY_BYTE = np.array([3 + _EXTRA.get(b & 0x1F, 0) for b in range(256)], dtype=np.int64)
+_PER_BY_BYTE = np.array([_PER_VLEN.get(b & 0x1F, 0) for b in range(256)], dtype=np.int64)
+_FIXED32 = _FIXED_BY_BYTE.astype(np.int32)
+_PER32 = _PER_BY_BYTE.astype(np.int32)
+# records skipped per Python loop step when scanning is 2**_LEVELS
+_LEVELS = 3
+
+
+def record_words(info: int) -> int:
+    """Length in 32-bit words of the type record whose ``info`` word is given."""
+    top = (info >> 24) & 0xFF
+    return int(_FIXED_BY_BYTE[top]) + (info & 0xFFFF) * int(_PER_BY_BYTE[top])
+
+
+@dataclass
+class TypeIndex:
+    """Where the types of one BTF start and how to find them by name.
+
+    Attributes:
+        offsets: uint32, word offset of type ``start_id + i`` in the type section.
+        name_offs_sorted: uint32, the types' ``name_off`` values, sorted.
+        order: uint32, ``order[j]`` is the index (id - start_id) of the type with ``name_offs_sorted[j]``.
+        odd: indexes of named types whose name_off points into the middle of a string (rare;
+            looked at one by one in lookups).
+    """
+
+    offsets: np.ndarray
+    name_offs_sorted: np.ndarray
+    order: np.ndarray
+    odd: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def scan_offsets(words: np.ndarray, types_pos: int) -> np.ndarray:
+    """Word offsets of every type record in ``words`` (the type section as uint32 of the BTF's byte order).
+
+    Raises :class:`BTFError` naming the byte offset (from the start of the BTF) of the first bad record.
+    """
+    nw = len(words)
+    if nw == 0:
+        return np.zeros(0, dtype=np.uint32)
+    if nw < 3:
+        raise BTFError(f"BTF truncated: type record at offset {types_pos} needs at least 12 bytes, "
+                       f"{4 * nw} left in the type section")
+    # nxt[p]: where the next record would start if one started at word p (clipped to nw; nxt[nw] = nw)
+    info = words[1:]
+    top = info >> 24
+    nxt = np.empty(nw + 1, dtype=np.int32)
+    body = nxt[:nw - 1]
+    np.take(_FIXED32, top, out=body)
+    body += (info & 0xFFFF).astype(np.int32) * np.take(_PER32, top)
+    body += np.arange(nw - 1, dtype=np.int32)
+    nxt[nw - 1] = nw + 2
+    np.minimum(nxt, nw, out=nxt)
+    nxt[nw] = nw
+    # Follow the chain from word 0 in Python, but 2**_LEVELS records per step (jump tables built by
+    # composing nxt with itself), then fill in the records in between with vectorised lookups.
+    jumps = [nxt]
+    for _ in range(_LEVELS):
+        j = jumps[-1]
+        jumps.append(np.take(j, j))
+    far = memoryview(jumps[-1]).cast("B").cast("i")
+    starts = []
+    append = starts.append
+    i = 0
+    while i < nw:
+        append(i)
+        i = far[i]
+    pos = np.array(starts, dtype=np.int32)
+    for j in reversed(jumps[:-1]):
+        pos = np.stack([pos, np.take(j, pos)], axis=1).ravel()
+    offsets = pos[:int(np.searchsorted(pos, nw))].astype(np.uint32)
+    last = int(offsets[-1])
+    need = record_words(int(words[last + 1])) if last + 1 < nw else 3
+    if last + need != nw:
+        raise BTFError(f"BTF truncated: type record at offset {types_pos + 4 * last} "
+                       f"needs {need * 4} bytes, {4 * (nw - last)} left in the type section")
+    kinds = (words[offsets.astype(np.intp) + 1] >> 24) & 0x1F
+    bad = np.flatnonzero((kinds == 0) | (kinds > MAX_KIND))
+    if len(bad):
+        j = int(bad[0])
+        raise BTFError(f"BTF type [{j + 1}] at offset {types_pos + 4 * int(offsets[j])}: "
+                       f"unknown kind {int(kinds[j])}")
+    return offsets
+
+
+def build_index(words: np.ndarray, types_pos: int, strings: np.ndarray, str_base: int,
+                base_strings: np.ndarray | None = None) -> TypeIndex:
+    """Scan the types and build the name index.
+
+    ``strings`` is this BTF's own string section (uint8); ``str_base`` the size of the base BTF's
+    string section for split BTF (name offsets below it point into ``base_strings``).
+    """
+    offsets = scan_offsets(words, types_pos)
+    name_offs = words[offsets.astype(np.intp)] if len(offsets) else np.zeros(0, dtype=np.uint32)
+    name_offs = np.ascontiguousarray(name_offs, dtype=np.uint32)
+    order = np.argsort(name_offs, kind="stable").astype(np.uint32)
+    sorted_offs = name_offs[order]
+    # names that do not start right after a NUL cannot be found by searching "\0name\0"
+    own = (name_offs > str_base) & (name_offs - str_base < len(strings))
+    rel = name_offs[own].astype(np.intp) - str_base
+    odd_local = np.flatnonzero(strings[rel - 1] != 0) if len(rel) else np.zeros(0, dtype=np.intp)
+    odd = np.flatnonzero(own)[odd_local]
+    if base_strings is not None and len(base_strings):
+        in_base = (name_offs > 0) & (name_offs < len(base_strings))
+        b = name_offs[in_base].astype(np.intp)
+        odd = np.union1d(odd, np.flatnonzero(in_base)[np.flatnonzero(base_strings[b - 1] != 0)])
+    odd = odd.astype(np.uint32)
+    return TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd)

@@ -1,0 +1,231 @@
+"""On-disk cache of a BTF file's index (and a copy of the blob), so the next process opens it for free.
+
+A cache entry is one file holding a copy of the BTF blob (at offset 0, so the mmap is used as the
+blob directly), the arrays of its :class:`TypeIndex` and a trailer with the key and checksums.
+Opening through the cache costs a ``stat``, a few small ``pread``s of the source (to compute the
+key), an ``mmap`` of the entry and a checksum of the index arrays: no parsing, and the blob is
+paged in only where types are actually decoded.
+
+The key is cheap and content-based: size and mtime of the source plus a hash of its header and
+of blocks sampled across it (and the key of the base BTF for split BTF). A changed file changes
+its mtime or size, or at least its sampled content. The sampled blocks of the cached copy are
+compared with the source's too, and the index arrays carry a checksum, so a damaged entry is
+noticed and the file is parsed again. Entries are written to a temporary file and renamed; a
+cache that cannot be written (read-only FS, no home) is silently skipped.
+
+Location: ``$COREBPF_CACHE_DIR``, else ``$XDG_CACHE_HOME/corebpf``, else ``~/.cache/corebpf``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from ..errors import BTFError
+from .index import TypeIndex
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reader import BTF
+
+__all__ = ["cache_dir", "cache_key", "open_cached", "stats", "clear"]
+
+_MAGIC = b"CBTFIDX1"
+_VERSION = 1
+# magic, version, flags, key (32), data_len, n_types, n_odd, checksum, data_off, arrays_off
+_HEAD = struct.Struct("<8sII32sQIIIQQ")
+_SAMPLES = 16
+_SAMPLE_SIZE = 512
+
+#: What the cache did in this process (tests check ``hits``; nothing else depends on it).
+stats = {"hits": 0, "misses": 0, "stores": 0, "store_errors": 0, "rejected": 0}
+
+
+def cache_dir() -> Path:
+    """The directory cache entries live in."""
+    env = os.environ.get("COREBPF_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "corebpf"
+    return Path(os.path.expanduser("~")) / ".cache" / "corebpf"
+
+
+def _sample_offsets(size: int) -> list[int]:
+    if size <= _SAMPLES * _SAMPLE_SIZE:
+        return [0]
+    step = (size - _SAMPLE_SIZE) // (_SAMPLES - 1)
+    return [i * step for i in range(_SAMPLES)]
+
+
+def _digest_blocks(read, size: int) -> bytes:
+    h = hashlib.blake2b(digest_size=32)
+    h.update(struct.pack("<Q", size))
+    for off in _sample_offsets(size):
+        h.update(read(off, min(size, _SAMPLE_SIZE if size > _SAMPLES * _SAMPLE_SIZE else size)))
+    return h.digest()
+
+
+def _content_digest_fd(fd: int, size: int) -> bytes:
+    def read(off: int, n: int) -> bytes:
+        out = b""
+        while len(out) < n:  # sysfs may return short reads
+            chunk = os.pread(fd, n - len(out), off + len(out))
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    return _digest_blocks(read, size)
+
+
+def _content_digest_bytes(data, size: int) -> bytes:
+    return _digest_blocks(lambda off, n: bytes(data[off:off + n]), size)
+
+
+def cache_key(path: Path, base: "Optional[BTF]") -> tuple[bytes, bytes, int]:
+    """(key, content digest, size) of a raw BTF file: stat data + sampled content (+ base's key)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        digest = _content_digest_fd(fd, st.st_size)
+    finally:
+        os.close(fd)
+    h = hashlib.blake2b(digest_size=32)
+    h.update(struct.pack("<IQQQ", _VERSION, st.st_size, st.st_mtime_ns, st.st_ino))
+    h.update(digest)
+    if base is not None:
+        h.update(getattr(base, "_cache_key", b"") or hashlib.blake2b(base.raw[:4096]).digest())
+    return h.digest(), digest, st.st_size
+
+
+def _entry_path(path: Path, key: bytes) -> Path:
+    tag = hashlib.blake2b(str(path.resolve()).encode(), digest_size=8).hexdigest()
+    return cache_dir() / f"btf-{tag}-{key[:12].hex()}.idx"
+
+
+def _checksum(*arrays: np.ndarray) -> int:
+    c = 1
+    for a in arrays:
+        c = zlib.adler32(memoryview(np.ascontiguousarray(a)).cast("B"), c)
+    return c
+
+
+def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[mmap.mmap, TypeIndex]]:
+    try:
+        with open(entry, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    try:
+        if len(mm) < _HEAD.size:
+            return None
+        tail = len(mm) - _HEAD.size
+        magic, version, _flags, ekey, data_len, n, n_odd, csum, data_off, arr_off = _HEAD.unpack_from(mm, tail)
+        if magic != _MAGIC or version != _VERSION or ekey != key or data_len != size or data_off != 0:
+            return None
+        if data_len > arr_off or arr_off % 4 or arr_off + 4 * (3 * n + n_odd) != tail:
+            return None
+        data = memoryview(mm)[data_off:data_off + data_len]
+        if _content_digest_bytes(data, size) != digest:
+            return None
+        arrays = np.frombuffer(mm, dtype="<u4", count=3 * n + n_odd, offset=arr_off)
+        offsets, sorted_offs, order, odd = (arrays[:n], arrays[n:2 * n], arrays[2 * n:3 * n], arrays[3 * n:])
+        if _checksum(arrays) != csum:
+            return None
+        if n and (offsets[0] != 0 or np.any(offsets[1:] <= offsets[:-1])):
+            return None
+        return mm, TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd)
+    except (ValueError, struct.error):
+        return None
+
+
+def _store(entry: Path, key: bytes, btf: "BTF") -> None:
+    idx = btf.index
+    data = btf.raw
+    arrays = [np.ascontiguousarray(a, dtype="<u4") for a in (idx.offsets, idx.name_offs_sorted, idx.order, idx.odd)]
+    data_off = 0
+    arr_off = (len(data) + 7) & ~7
+    trailer = _HEAD.pack(_MAGIC, _VERSION, 0, key, len(data), len(idx), len(idx.odd), _checksum(*arrays),
+                         data_off, arr_off)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.write(b"\0" * (arr_off - len(data)))
+            for a in arrays:
+                f.write(a.tobytes())
+            f.write(trailer)
+        os.replace(tmp, entry)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    # drop older entries of the same source (the kernel or file changed)
+    prefix = entry.name.rsplit("-", 1)[0] + "-"
+    for old in entry.parent.glob(prefix + "*.idx"):
+        if old != entry:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+
+
+def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]") -> "BTF":
+    """Open raw BTF at ``path`` through the index cache (parsing and storing on a miss)."""
+    from .archive import read_file
+
+    try:
+        key, digest, size = cache_key(path, base)
+    except OSError as e:
+        raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from e
+    entry = _entry_path(path, key)
+    hit = _load(entry, key, digest, size)
+    if hit is not None:
+        mm, index = hit
+        try:
+            btf = cls(mm, base, index=index, source=str(path), length=size)
+        except BTFError:
+            btf = None  # a damaged entry: parse the source instead
+            stats["rejected"] += 1
+        if btf is not None:
+            btf.from_cache = True
+            btf._cache_key = key  # type: ignore[attr-defined]
+            stats["hits"] += 1
+            return btf
+    stats["misses"] += 1
+    data = read_file(path)
+    btf = cls(data, base, source=str(path))
+    btf._cache_key = key  # type: ignore[attr-defined]
+    if _content_digest_bytes(data, len(data)) == digest:  # the file did not change while we read it
+        try:
+            _store(entry, key, btf)
+            stats["stores"] += 1
+        except OSError:
+            stats["store_errors"] += 1
+    return btf
+
+
+def clear() -> int:
+    """Remove every cache entry; returns how many were removed."""
+    n = 0
+    d = cache_dir()
+    if d.is_dir():
+        for p in d.glob("btf-*.idx"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+    return n
