@@ -138,7 +138,8 @@ def test_subprocess_json_matches_bpftool(objects: dict[str, int]) -> None:
     assert objects["prog"] in common
     for pid in common:
         assert ours[pid]["tag"] == theirs[pid]["tag"], pid
-        # bpftool shows the BTF name when the kernel's 15-byte name is truncated
+        # bpftool shows the BTF name when the kernel's 15-byte name is truncated: so does full_name
+        assert theirs[pid]["name"] == ours[pid]["full_name"], pid
         assert theirs[pid]["name"].startswith(ours[pid]["name"]), pid
         assert ours[pid]["xlated_size"] == theirs[pid].get("bytes_xlated", 0)
         assert ours[pid]["created_by_uid"] == theirs[pid]["uid"]

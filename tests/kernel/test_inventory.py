@@ -80,7 +80,7 @@ def test_program_record_of_our_program() -> None:
         rec = inventory.get_program(pid)
         info = uapi.ProgInfo()
         ops.obj_get_info_by_fd(int(p), info)
-        assert rec.id == pid and rec.name == "inv_maps" and rec.type == "SOCKET_FILTER"
+        assert rec.id == pid and rec.name == rec.full_name == "inv_maps" and rec.type == "SOCKET_FILTER"
         assert rec.type_id == ProgType.SOCKET_FILTER
         assert rec.tag == bytes(info.tag).hex() and len(rec.tag) == 16
         assert rec.map_ids == (map_id,)
@@ -117,7 +117,8 @@ def test_program_loaded_by_bpftool_with_pin(tmp_path: Path, bpffs_dir: Path) -> 
     rec = snap.programs_by_id[shown["id"]]
     assert rec.pins == (str(pin),)
     assert rec.tag == shown["tag"] and rec.type == "SOCKET_FILTER"
-    assert shown["name"].startswith(rec.name) and rec.name == "inv_bpftool_pro"  # 15 bytes in the kernel
+    assert rec.name == "inv_bpftool_pro"  # the kernel keeps 15 bytes...
+    assert rec.full_name == shown["name"] == "inv_bpftool_prog"  # ...BTF has the rest, as bpftool shows
     assert rec.owners == ()  # bpftool exited: only the pin keeps it loaded
     assert rec.btf_id == shown["btf_id"] and rec.btf_id in snap.btfs_by_id
     assert snap.btfs_by_id[rec.btf_id].kernel_btf is False

@@ -24,13 +24,13 @@ def owners_text(owners: Optional[Sequence[object]]) -> str:
 
 
 PROG_COLUMNS: list[Column] = [
-    ("ID", "id"), ("TYPE", "type"), ("NAME", "name"), ("TAG", "tag"), ("LOADED", "load_time"),
+    ("ID", "id"), ("TYPE", "type"), ("NAME", "full_name"), ("TAG", "tag"), ("LOADED", "load_time"),
     ("UID", "created_by_uid"), ("XLATED", "xlated_size"), ("JITED", "jited_size"), ("MAPS", "map_ids"),
     ("BTF", lambda p: p.btf_id or ""), ("OWNERS", lambda p: owners_text(p.owners)), ("PINS", "pins"),
 ]
 
 PROG_FIELDS: list[Column] = [
-    ("id", "id"), ("name", "name"), ("type", "type"), ("tag", "tag"), ("gpl", "gpl"),
+    ("id", "id"), ("name", "full_name"), ("type", "type"), ("tag", "tag"), ("gpl", "gpl"),
     ("loaded at", "load_time"), ("uid", "created_by_uid"), ("xlated bytes", "xlated_size"),
     ("jited bytes", "jited_size"), ("memlock bytes", "memlock"), ("verified insns", "verified_insns"),
     ("map ids", "map_ids"), ("btf id", "btf_id"), ("attach btf", lambda p: f"obj {p.attach_btf_obj_id} "

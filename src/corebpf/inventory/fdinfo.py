@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # readlink(/proc/<pid>/fd/<n>) of each BPF object kind -> (inventory kind, fdinfo key of its id)
 ANON_INODES: dict[str, tuple[str, str]] = {
     "anon_inode:bpf-prog": ("prog", "prog_id"),
@@ -14,11 +16,17 @@ ANON_INODES: dict[str, tuple[str, str]] = {
 
 def read_fdinfo(path: str) -> dict[str, str]:
     """The fields of one fdinfo file; empty when it vanished or cannot be read (process exited)."""
+    # os.open/os.read: a buffered file object costs several times more, and a host scan reads thousands
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return {}
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
     fields: dict[str, str] = {}
     for line in data.decode(errors="replace").splitlines():
         key, sep, value = line.partition(":")

@@ -43,10 +43,13 @@ class ProgramRecord:
     ``load_time`` is wall-clock (UTC, timezone-aware), converted from the kernel's boot-based
     ``load_time_ns``. Run statistics are zero unless ``kernel.bpf_stats_enabled`` is on (or a
     process holds a ``BPF_ENABLE_STATS`` fd). ``owners``/``pins`` are None when not collected.
+    ``name`` is what the kernel keeps (at most 15 bytes); ``full_name`` is the entry function's BTF
+    name when that one was cut (as bpftool shows it), else the same as ``name``.
     """
 
     id: int
     name: str
+    full_name: str
     type: str
     type_id: int
     tag: str

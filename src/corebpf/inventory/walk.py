@@ -18,6 +18,7 @@ from ..errors import BPFError, BPFNotFoundError, BPFPermissionError
 from .attach import decode_attach
 from .clock import boot_ns_to_datetime, boot_offset_ns
 from .fdinfo import int_field, read_fdinfo
+from .fullname import full_program_name
 from .names import enum_name
 from .records import BTFRecord, LinkRecord, MapRecord, ProgramRecord
 
@@ -36,8 +37,10 @@ def _c_str(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode(errors="replace")
 
 
-def read_program(fd: FD, offset_ns: Optional[int] = None) -> ProgramRecord:
-    """The record of the program open at ``fd`` (owners and pins not collected)."""
+def read_program(fd: FD, offset_ns: Optional[int] = None,
+                 btf_cache: Optional[dict[int, Optional[bytes]]] = None) -> ProgramRecord:
+    """The record of the program open at ``fd`` (owners and pins not collected); ``btf_cache`` shares
+    BTF blobs fetched to complete truncated names across one walk."""
     nr = _MAP_IDS_GUESS
     while True:
         ids = (ctypes.c_uint32 * nr)()
@@ -47,8 +50,9 @@ def read_program(fd: FD, offset_ns: Optional[int] = None) -> ProgramRecord:
             break
         nr = info.nr_map_ids  # more maps than guessed: ask again with room for all
     memlock = int_field(_self_fdinfo(fd), "memlock")
+    name = _c_str(info.name)
     return ProgramRecord(
-        id=info.id, name=_c_str(info.name), type=enum_name(g.ProgType, info.type), type_id=info.type,
+        id=info.id, name=name, full_name=full_program_name(fd, info, name, btf_cache), type=enum_name(g.ProgType, info.type), type_id=info.type,
         tag=bytes(info.tag).hex(), gpl=bool(info.gpl_compatible), map_ids=tuple(ids[: info.nr_map_ids]),
         load_time=boot_ns_to_datetime(info.load_time, offset_ns), load_time_ns=info.load_time,
         created_by_uid=info.created_by_uid, btf_id=info.btf_id, xlated_size=info.xlated_prog_len,
@@ -142,7 +146,8 @@ def all_programs(offset_ns: Optional[int] = None) -> list[ProgramRecord]:
     """Records of every loaded program (no owners/pins)."""
     if offset_ns is None:
         offset_ns = boot_offset_ns()
-    return list(walk("prog", lambda fd: read_program(fd, offset_ns)))
+    btf_cache: dict[int, Optional[bytes]] = {}
+    return list(walk("prog", lambda fd: read_program(fd, offset_ns, btf_cache)))
 
 
 def all_maps() -> list[MapRecord]:

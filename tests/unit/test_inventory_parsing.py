@@ -167,3 +167,29 @@ def test_records_are_frozen() -> None:
     owner = Owner(1, "x", 0, (3,))
     with pytest.raises(dataclasses.FrozenInstanceError):
         owner.pid = 2  # type: ignore[misc]
+
+
+def _btf_blob(names: list[str]) -> bytes:
+    """A raw BTF blob: an INT, then one FUNC_PROTO (1 param) and FUNC per name."""
+    import struct
+    strings = b"\0int\0" + b"".join(n.encode() + b"\0" for n in names)
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)  # [1] int: kind INT + 4-byte trailer
+    offset = 5
+    for i, n in enumerate(names):
+        types += struct.pack("<III", 0, (13 << 24) | 1, 1) + struct.pack("<II", 0, 1)  # [2+2i] FUNC_PROTO
+        types += struct.pack("<III", offset, 12 << 24, 2 + 2 * i)  # [3+2i] FUNC of that proto
+        offset += len(n) + 1
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings
+
+
+def test_btf_type_name_walks_to_the_id() -> None:
+    from corebpf.inventory.fullname import btf_type_name
+    blob = _btf_blob(["first_function_name", "second_long_function"])
+    assert btf_type_name(blob, 1) == "int"
+    assert btf_type_name(blob, 3) == "first_function_name"
+    assert btf_type_name(blob, 5) == "second_long_function"
+    assert btf_type_name(blob, 2) == ""  # anonymous FUNC_PROTO
+    assert btf_type_name(blob, 99) is None and btf_type_name(blob, 0) is None
+    assert btf_type_name(b"\0" * 30, 1) is None and btf_type_name(b"", 1) is None
+    assert btf_type_name(blob[:40], 5) is None  # truncated: never raises
