@@ -56,7 +56,7 @@ class _Ctx:
                                    kern_version=kernel_version_code() if prog_type == ProgType.KPROBE else 0)
         if fd < 0:
             pt = ProgType(prog_type).name
-            raise _Fail(failed(name, -fd, f"the program does not load: {explain_failure(pt, -fd, log)}",
+            raise _Fail(failed(name, -fd, f"does not load: {explain_failure(pt, -fd, log)}",
                                detail=last_log_line(log)))
         return fd
 
@@ -216,7 +216,8 @@ def _p_tracepoint(c: _Ctx) -> ProbeResult:
         pfd = _perf_open(attr, "tracepoint", -1, 0)
         try:
             r = _attach_perf_link("tracepoint", prog, pfd)
-            return ok("tracepoint", "attaches to sched/sched_switch: " + r.reason) if r.supported else r
+            return ok("tracepoint", "attaches to sched/sched_switch " + r.reason.removeprefix("attaches ")) \
+                if r.supported else r
         finally:
             close(pfd)
     finally:

@@ -102,9 +102,8 @@ def explain_failure(type_name: str, err: int, log: str) -> str:
         missing = capabilities().missing_for_bpf()
         if missing:
             return f"permission denied: missing {', '.join(missing)} (or CAP_SYS_ADMIN)"
-        return ("refused with EPERM although CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN are effective: kernel policy "
-                "(lockdown, an LSM, or a kernel built to forbid it) rejects this program type"
-                + (f" [{verdict}]" if verdict else ""))
+        return ("EPERM with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN effective: not a missing capability but "
+                "kernel policy (an LSM or a kernel built to forbid it)" + (f" [{verdict}]" if verdict else ""))
     if err == _errno.EINVAL and not log.strip():
         opt = PROG_CONFIG.get(type_name.upper())
         return "the kernel does not know this program type" + (f" (CONFIG_{opt} is off?)" if opt else "")

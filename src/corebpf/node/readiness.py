@@ -1,0 +1,228 @@
+"""Is this node ready for eBPF? Gather host facts, probe results and the inventory, then judge.
+
+Kept apart from the CLI so the report (the ``--json`` document, see ``doctor_schema.json``) can be
+built and tested without click or rich.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+SCHEMA_VERSION = 1
+
+READY, LIMITED, NOT_READY = "ready", "ready_with_limitations", "not_ready"
+
+
+@dataclass
+class Finding:
+    """One thing the user should know: what, what it means, and plan B."""
+
+    id: str
+    severity: str  # "problem" (not ready) | "limitation" | "info"
+    title: str
+    meaning: str
+    plan_b: str = ""
+    evidence: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {"id": self.id, "severity": self.severity, "title": self.title, "meaning": self.meaning,
+                "plan_b": self.plan_b, "evidence": self.evidence}
+
+
+def bpf_syscall_state() -> dict[str, Any]:
+    """Whether this process can call bpf() at all, and why not."""
+    from .._sys import bpf_syscall_works
+    from ..node.caps import capabilities
+
+    works = bpf_syscall_works()
+    caps = capabilities()
+    missing = caps.missing_for_bpf()
+    if works:
+        return {"usable": True, "errno": None, "reason": "bpf() answers", "missing_capabilities": missing}
+    core_missing = [c for c in missing if c == "CAP_BPF"] or missing
+    reason = ("bpf() refused (EPERM): missing " + " and ".join(core_missing) + " (or CAP_SYS_ADMIN); run as root "
+              "or grant them (e.g. setcap cap_bpf,cap_perfmon,cap_net_admin+ep, or a container with those capabilities)"
+              if missing else "bpf() refused: no bpf() system call (CONFIG_BPF_SYSCALL off) or a seccomp filter")
+    return {"usable": False, "errno": _errno.EPERM if missing else _errno.ENOSYS, "reason": reason,
+            "missing_capabilities": missing}
+
+
+def inventory_summary(top: int = 5) -> dict[str, Any]:
+    """Counts of loaded programs/maps/links by type and the processes holding the most (never raises)."""
+    try:
+        from .. import inventory
+
+        snap = inventory.snapshot(owners=True, pins=False)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes the section's error
+        return {"available": False, "error": str(exc), "programs": {"total": 0, "by_type": {}},
+                "maps": {"total": 0, "by_type": {}}, "links": {"total": 0, "by_type": {}}, "btfs": 0,
+                "top_owners": []}
+    owners: dict[int, dict[str, Any]] = {}
+    for kind, records in (("programs", snap.programs), ("maps", snap.maps), ("links", snap.links)):
+        for rec in records:
+            for o in rec.owners or ():
+                entry = owners.setdefault(o.pid, {"pid": o.pid, "comm": o.comm, "uid": o.uid, "programs": 0,
+                                                  "maps": 0, "links": 0})
+                entry[kind] += 1
+    ranked = sorted(owners.values(), key=lambda e: (-(e["programs"] + e["maps"] + e["links"]), e["pid"]))
+
+    def count(records: Any) -> dict[str, Any]:
+        return {"total": len(records), "by_type": dict(Counter(r.type for r in records).most_common())}
+
+    return {"available": True, "error": None, "programs": count(snap.programs), "maps": count(snap.maps),
+            "links": count(snap.links), "btfs": len(snap.btfs), "top_owners": ranked[:top]}
+
+
+def _works(report: Any, section: str, name: str) -> Optional[bool]:
+    if report is None:
+        return None
+    r = getattr(report, section).get(name)
+    return None if r is None else r.supported
+
+
+def _tracing_plan(report: Any) -> tuple[list[str], str]:
+    """The attach chain fentry -> kprobe.multi -> kprobe -> tp_btf -> raw_tp -> tracepoint, filtered to what works."""
+    chain = [("fentry", "fentry/fexit"), ("kprobe_multi", "kprobe.multi"), ("kprobe_pmu", "kprobe (perf PMU)"),
+             ("kprobe_legacy", "kprobe (tracefs)"), ("tp_btf", "tp_btf"), ("raw_tp", "raw_tp"),
+             ("tracepoint", "tracepoint")]
+    working = [label for key, label in chain if _works(report, "attach", key)]
+    return working, " -> ".join(working) if working else "none"
+
+
+def judge(node: Any, bpf: dict[str, Any], report: Any) -> list[Finding]:
+    """Turn facts and probe results into findings (problems, limitations, notes)."""
+    out: list[Finding] = []
+    caps = node.capabilities
+    if not bpf["usable"]:
+        out.append(Finding("bpf_unusable", "problem", "bpf() cannot be used by this process", bpf["reason"],
+                           "run as root, or grant CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN",
+                           [f"missing: {', '.join(bpf['missing_capabilities']) or 'none'}",
+                            f"kernel.unprivileged_bpf_disabled = {node.unprivileged_bpf_disabled.value}"]))
+    elif bpf["missing_capabilities"]:
+        out.append(Finding("missing_capabilities", "limitation",
+                           "missing capabilities: " + ", ".join(bpf["missing_capabilities"]),
+                           "some program types or attach points will be refused with EPERM",
+                           "grant " + ", ".join(bpf["missing_capabilities"]), [f"source: {caps.source}"]))
+    if report is not None and bpf["usable"] and not any(r.supported for r in report.prog_types.values()):
+        out.append(Finding("no_programs", "problem", "no program type loads", "bpf() answers but every load fails",
+                           "check capabilities, lockdown and LSM policy (dmesg)"))
+    lock = node.lockdown
+    if lock.mode in ("integrity", "confidentiality"):
+        pw = report.attach.get("probe_write_user") if report is not None else None
+        ev = [f"{lock.source}: [{lock.mode}]"] + ([f"probe: {pw.detail or pw.reason}"] if pw is not None else [])
+        plan = ("do not write user memory from BPF: send the data to a user-space agent through a ring buffer "
+                "and let it act (or signal the process with bpf_send_signal)")
+        if lock.mode == "confidentiality":
+            plan = ("read data from typed context (tp_btf, raw_tp, tracepoint arguments) instead of "
+                    "bpf_probe_read_kernel; " + plan)
+        out.append(Finding("lockdown", "limitation", f"kernel lockdown is '{lock.mode}'", lock.meaning, plan, ev))
+    elif lock.mode is None:
+        out.append(Finding("lockdown_unknown", "info", "lockdown mode unknown", lock.error or "unreadable"))
+    if report is not None:
+        working, chain = _tracing_plan(report)
+        tramp = [n for n in ("fentry", "fexit", "fmod_ret") if _works(report, "attach", n) is False]
+        if tramp:
+            errs = sorted({report.attach[n].errno_name or "?" for n in tramp})
+            out.append(Finding(
+                "fentry_refused", "limitation", f"{'/'.join(tramp)} programs fail to load ({', '.join(errs)})",
+                "BPF trampolines are refused here: SEC(\"fentry/...\"), SEC(\"fexit/...\") and SEC(\"fmod_ret/...\") "
+                "programs will not load (" + report.attach[tramp[0]].reason.removeprefix("does not load: ") + ")",
+                f"attach to the same events another way; what works here, best first: {chain}",
+                [f"{n}: {report.attach[n].errno_name}" for n in tramp]))
+        if _works(report, "attach", "lsm") is False:
+            r = report.attach["lsm"]
+            out.append(Finding("lsm_refused", "limitation", f"BPF LSM programs fail to load ({r.errno_name})",
+                               "SEC(\"lsm/...\") programs cannot enforce security policy here (" +
+                               r.reason.removeprefix("does not load: ") + ")",
+                               "observe with tp_btf/raw_tp/tracepoint; enforce network/device policy with cgroup "
+                               "programs (cgroup_skb, cgroup_sock_addr, cgroup_device)",
+                               [f"lsm: {r.errno_name}", f"CONFIG_LSM={node.kconfig.get('LSM')}"]))
+        kprobe_ways = [n for n in ("kprobe_pmu", "kprobe_legacy", "kprobe_multi") if _works(report, "attach", n)]
+        if not kprobe_ways:
+            ev = [f"{n}: {report.attach[n].reason}" for n in ("kprobe_pmu", "kprobe_legacy", "kprobe_multi")
+                  if n in report.attach]
+            ev.append(f"CONFIG_KPROBES={node.kconfig.get('KPROBES')}, CONFIG_KPROBE_EVENTS={node.kconfig.get('KPROBE_EVENTS')}")
+            rest = [w for w in working if not w.startswith(("kprobe", "fentry"))]
+            out.append(Finding("no_kprobes", "limitation", "no kprobe support",
+                               "SEC(\"kprobe/...\")/kretprobe and kprobe.multi programs load but have nothing to attach "
+                               "to: there is no kprobe PMU, no tracefs kprobe_events and no fprobe",
+                               "use tracepoints instead: " + (" -> ".join(rest) or "none available") +
+                               " (e.g. syscalls:sys_enter_* or sched:*); uprobes still work for user space"
+                               if rest else "no tracing attach method works", ev))
+        if _works(report, "prog_types", "ext") is False:
+            out.append(Finding("ext_refused", "info", "freplace (BPF_PROG_TYPE_EXT) refused "
+                               f"({report.prog_types['ext'].errno_name})", "function replacement is unavailable",
+                               "use tail calls (prog_array) to swap logic at run time"))
+    if node.jit.enable.value == 0:
+        out.append(Finding("jit_off", "limitation", "the JIT is off", "programs run in the interpreter (slow)",
+                           "sysctl -w net.core.bpf_jit_enable=1"))
+    if not node.btf.vmlinux_present:
+        out.append(Finding("no_btf", "limitation", "no kernel BTF", node.btf.error or "",
+                           "CO-RE needs an external BTF for this kernel (e.g. BTFHub) and tp_btf/fentry are unavailable"))
+    for kind in ("bpffs", "tracefs"):
+        st = node.mounts.get(kind)
+        if st is not None and not st.mounted:
+            out.append(Finding(f"{kind}_missing", "limitation" if not st.mountable else "info",
+                               f"{kind} is not mounted", st.reason,
+                               f"mount -t {st.fs_type} {st.fs_type} <standard path> (corebpf mounts it when allowed)"))
+    if node.unprivileged_bpf_disabled.value in (1, 2):
+        out.append(Finding("unprivileged_off", "info", "unprivileged bpf() is disabled",
+                           "only processes with CAP_BPF/CAP_SYS_ADMIN can use eBPF",
+                           evidence=[f"kernel.unprivileged_bpf_disabled = {node.unprivileged_bpf_disabled.value}"]))
+    return out
+
+
+def verdict_of(findings: list[Finding]) -> str:
+    """not_ready when any problem, ready_with_limitations when any limitation, else ready."""
+    if any(f.severity == "problem" for f in findings):
+        return NOT_READY
+    if any(f.severity == "limitation" for f in findings):
+        return LIMITED
+    return READY
+
+
+def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = False,
+                 inventory: bool = True) -> dict[str, Any]:
+    """The whole doctor document (the ``--json`` output); never raises for host problems."""
+    from .. import __version__
+    from .. import node as node_mod
+
+    started = datetime.now(timezone.utc)
+    facts = node_mod.facts(mount=mount)
+    bpf = bpf_syscall_state()
+    # the inventory goes first so the probes' own short-lived objects are never counted
+    inv = inventory_summary() if inventory else None
+    report = None
+    probe_error = None
+    if probe and bpf["usable"]:
+        try:
+            from .. import features
+
+            report = features.probe_all(use_disk_cache=use_cache)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            probe_error = f"{type(exc).__name__}: {exc}"
+    findings = judge(facts, bpf, report)
+    status = verdict_of(findings)
+    counts = Counter(f.severity for f in findings)
+    summary = {READY: "ready: eBPF works here",
+               LIMITED: f"ready with limitations: {counts['limitation']} limitation(s), see below",
+               NOT_READY: "not ready: " + "; ".join(f.title for f in findings if f.severity == "problem")}[status]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "corebpf_version": __version__,
+        "generated_at": started.isoformat(),
+        "verdict": {"status": status, "summary": summary, "findings": [f.to_dict() for f in findings]},
+        "bpf_syscall": bpf,
+        "node": facts.to_dict(),
+        "features": report.to_dict() if report is not None else None,
+        "features_error": probe_error,
+        "inventory": inv,
+        "mounted_by_corebpf": dict(node_mod.MOUNTED_BY_US),
+        "euid": os.geteuid(),
+    }
