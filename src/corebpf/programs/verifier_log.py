@@ -16,6 +16,7 @@ from typing import Optional
 _INSN = re.compile(r"^(\d+): \(([0-9a-f]{2})\) (.*)$")
 # "12: R0=... R1=..." / "12: frame1: R1=..." -- the register state at an instruction.
 _STATE = re.compile(r"^\d+: (?:frame\d+: )?R\d+|^\d+:\s*$")
+_TRAILING_STATE = re.compile(r"\s+; .*$")
 _SOURCE = re.compile(r"^; (.*)$")
 _NOISE_PREFIXES = (
     "processed ", "verification time", "stack depth", "-- END PROG LOAD LOG --", "max_states_per_insn",
@@ -83,7 +84,8 @@ def summarize(log: str, max_reason_lines: int = 2) -> LogSummary:
             break
         if _INSN.match(lines[j]):
             break
-    return LogSummary(reason="; ".join(reason), insn_index=int(m.group(1)), insn=f"({m.group(2)}) {m.group(3)}",
+    text = _TRAILING_STATE.sub("", m.group(3))  # instructions that passed carry "; R1=..." after them
+    return LogSummary(reason="; ".join(reason), insn_index=int(m.group(1)), insn=f"({m.group(2)}) {text}",
                       source=source)
 
 
