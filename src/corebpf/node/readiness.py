@@ -36,20 +36,32 @@ class Finding:
 
 
 def bpf_syscall_state() -> dict[str, Any]:
-    """Whether this process can call bpf() at all, and why not."""
-    from .._sys import bpf_syscall_works
-    from ..node.caps import capabilities
+    """Whether this process can use bpf(): try the smallest map create (one syscall) and explain a refusal."""
+    from .._sys import _generated as g
+    from .._sys.syscall import bpf_raw
+    from .caps import capabilities
+    from .sysctl import read_sysctl
 
-    works = bpf_syscall_works()
-    caps = capabilities()
-    missing = caps.missing_for_bpf()
-    if works:
-        return {"usable": True, "errno": None, "reason": "bpf() answers", "missing_capabilities": missing}
-    core_missing = [c for c in missing if c == "CAP_BPF"] or missing
-    reason = ("bpf() refused (EPERM): missing " + " and ".join(core_missing) + " (or CAP_SYS_ADMIN); run as root "
-              "or grant them (e.g. setcap cap_bpf,cap_perfmon,cap_net_admin+ep, or a container with those capabilities)"
-              if missing else "bpf() refused: no bpf() system call (CONFIG_BPF_SYSCALL off) or a seccomp filter")
-    return {"usable": False, "errno": _errno.EPERM if missing else _errno.ENOSYS, "reason": reason,
+    attr = g.MapCreateAttr(map_type=g.MapType.ARRAY, key_size=4, value_size=4, max_entries=1)
+    ret = bpf_raw(g.Cmd.MAP_CREATE, attr)
+    missing = capabilities().missing_for_bpf()
+    if ret >= 0:
+        os.close(ret)
+        return {"usable": True, "errno": None, "reason": "bpf() works (an array map was created)",
+                "missing_capabilities": missing}
+    err = -ret
+    if err in (_errno.EPERM, _errno.EACCES):
+        core = [c for c in missing if c == "CAP_BPF"] or ["CAP_BPF"]
+        unpriv = read_sysctl("kernel.unprivileged_bpf_disabled").value
+        reason = (f"bpf() refused (EPERM): missing {' and '.join(core)} (or CAP_SYS_ADMIN)"
+                  + (f" and kernel.unprivileged_bpf_disabled={unpriv} forbids unprivileged use" if unpriv else "")
+                  + "; run as root or grant the capabilities (setcap cap_bpf,cap_perfmon,cap_net_admin+ep, "
+                  "or a container with --cap-add BPF --cap-add PERFMON --cap-add NET_ADMIN)")
+        return {"usable": False, "errno": err, "reason": reason, "missing_capabilities": missing or core}
+    if err == _errno.ENOSYS:
+        return {"usable": False, "errno": err, "reason": "no bpf() system call: kernel built without "
+                "CONFIG_BPF_SYSCALL, or a seccomp filter blocks it", "missing_capabilities": missing}
+    return {"usable": False, "errno": err, "reason": f"bpf(BPF_MAP_CREATE) failed: {os.strerror(err)}",
             "missing_capabilities": missing}
 
 
