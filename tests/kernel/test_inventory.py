@@ -356,3 +356,25 @@ def test_listing_without_privileges_says_what_is_missing() -> None:
     assert proc.returncode != 0
     assert "BPFPermissionError" in proc.stderr and "listing loaded programs" in proc.stderr
     assert "CAP_SYS_ADMIN" in proc.stderr, proc.stderr
+
+
+def test_processes_and_summary() -> None:
+    with ops.map_create(MapType.HASH, 4, 4, 4, name="inv_sum") as m, load_prog(name="inv_sum") as p, \
+            ops.raw_tracepoint_open("sys_enter", int(p)) as lk:
+        snap = inventory.snapshot()
+        me = [proc for proc in snap.processes() if proc.pid == os.getpid()]
+        assert len(me) == 1
+        assert obj_id(p) in me[0].prog_ids and obj_id(m) in me[0].map_ids and obj_id(lk) in me[0].link_ids
+        assert me[0].total >= 3 and me[0].comm == Path("/proc/self/comm").read_text().strip()
+        totals = [proc.total for proc in snap.processes()]
+        assert totals == sorted(totals, reverse=True)
+        summary = snap.summary()
+        assert summary["programs"] == len(snap.programs) and summary["maps"] == len(snap.maps)
+        assert summary["programs_by_type"]["RAW_TRACEPOINT"] >= 1  # type: ignore[index]
+        assert summary["links_by_type"]["RAW_TRACEPOINT"] >= 1  # type: ignore[index]
+        assert sum(summary["maps_by_type"].values()) == len(snap.maps)  # type: ignore[union-attr]
+        assert summary["owner_processes"] == len(snap.processes()) >= 1
+        import json
+        json.dumps(summary)
+        bare = inventory.snapshot(owners=False, pins=False).summary()
+        assert bare["owner_processes"] is None and bare["pinned"] is None

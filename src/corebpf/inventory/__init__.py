@@ -39,7 +39,7 @@ from .clock import boot_ns_to_datetime
 from .dump import MapEntry, dump_map
 from .owners import OwnerIndex, scan_owners
 from .pins import Mount, PinIndex, bpffs_mounts, pinned_object, scan_pins
-from .records import BTFRecord, LinkRecord, MapRecord, Owner, ProgramRecord, Record
+from .records import BTFRecord, LinkRecord, MapRecord, Owner, ProcessRecord, ProgramRecord, Record
 from .snapshot import Snapshot, take_snapshot, with_context
 from .walk import READERS, all_btfs, all_links, all_maps, all_programs, read_one
 
@@ -108,7 +108,7 @@ def snapshot(*, owners: bool = True, pins: bool = True) -> Snapshot:
 
 __all__ = [
     "programs", "maps", "links", "btfs", "get_program", "get_map", "get_link", "get_btf", "snapshot",
-    "Snapshot", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Owner", "Record",
+    "Snapshot", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Owner", "ProcessRecord", "Record",
     "LinkAttach", "RawTracepointAttach", "TracingAttach", "CgroupAttach", "IterAttach", "NetnsAttach", "XDPAttach",
     "TCXAttach", "NetkitAttach", "StructOpsAttach", "SockmapAttach", "NetfilterAttach", "KprobeMultiAttach",
     "UprobeMultiAttach", "PerfEventAttach",

@@ -74,9 +74,15 @@ def iter_entries(fd: FD, record: MapRecord, limit: Optional[int] = None) -> Iter
     key: Optional[bytearray] = None
     next_key = bytearray(max(record.key_size, 1))
     count = 0
+    # When the current key is deleted under us, hash maps restart the walk from the first key: stop at a
+    # key already seen rather than loop (or repeat entries) while another process churns the map.
+    seen: set[bytes] = set()
     while limit is None or count < limit:
         if not ops.map_get_next_key(int(fd), key, next_key):
             return
+        if bytes(next_key) in seen:
+            return
+        seen.add(bytes(next_key))
         key = bytearray(next_key)
         try:
             found = ops.map_lookup_elem(int(fd), bytes(key), value)

@@ -135,6 +135,25 @@ class BTFRecord:
     pins: Optional[tuple[str, ...]] = None
 
 
+@dataclass(frozen=True)
+class ProcessRecord:
+    """One process and the BPF objects it holds (ids ascending, each once). ``prog_ids`` counts programs
+    held directly, through a link or through a perf event; the ``Owner`` entries on each object say how."""
+
+    pid: int
+    comm: str
+    uid: int
+    prog_ids: tuple[int, ...]
+    map_ids: tuple[int, ...]
+    link_ids: tuple[int, ...]
+    btf_ids: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        """Number of objects held, all kinds together."""
+        return len(self.prog_ids) + len(self.map_ids) + len(self.link_ids) + len(self.btf_ids)
+
+
 Record = Union[ProgramRecord, MapRecord, LinkRecord, BTFRecord]
 
-__all__ = ["Owner", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Record"]
+__all__ = ["Owner", "ProcessRecord", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Record"]

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional, Sequence, TypeVar
 from .clock import boot_offset_ns
 from .owners import OwnerIndex, scan_owners
 from .pins import PinIndex, scan_pins
-from .records import BTFRecord, LinkRecord, MapRecord, ProgramRecord
+from .records import BTFRecord, LinkRecord, MapRecord, ProcessRecord, ProgramRecord
 from .walk import all_btfs, all_links, all_maps, all_programs
 
 R = TypeVar("R", ProgramRecord, MapRecord, LinkRecord, BTFRecord)
@@ -68,6 +68,45 @@ class Snapshot:
     def programs_using(self, map_id: int) -> tuple[ProgramRecord, ...]:
         """The programs whose map ids include ``map_id``."""
         return tuple(p for p in self.programs if map_id in p.map_ids)
+
+    def processes(self) -> tuple[ProcessRecord, ...]:
+        """Every process holding at least one object, most objects first (empty if owners were not
+        collected)."""
+        found: dict[int, tuple[str, int, dict[str, set[int]]]] = {}
+        for attr, records in (("prog", self.programs), ("map", self.maps), ("link", self.links),
+                              ("btf", self.btfs)):
+            for rec in records:
+                for o in rec.owners or ():
+                    entry = found.setdefault(o.pid, (o.comm, o.uid, {"prog": set(), "map": set(), "link": set(),
+                                                                     "btf": set()}))
+                    entry[2][attr].add(rec.id)
+        procs = [ProcessRecord(pid, comm, uid, *(tuple(sorted(ids[k])) for k in ("prog", "map", "link", "btf")))
+                 for pid, (comm, uid, ids) in found.items()]
+        return tuple(sorted(procs, key=lambda p: (-p.total, p.pid)))
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready totals: objects per kind and per type, pinned objects, owner processes, and programs
+        that no process, pin or link holds (attached the legacy way, or held by a prog array or struct_ops
+        map): None where owners/pins were not collected."""
+        def by_type(records: Sequence[ProgramRecord] | Sequence[MapRecord] | Sequence[LinkRecord]) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for r in records:
+                counts[r.type] = counts.get(r.type, 0) + 1
+            return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+        everything = (*self.programs, *self.maps, *self.links, *self.btfs)
+        return {
+            "taken_at": self.taken_at.isoformat(),
+            **self.counts(),
+            "programs_by_type": by_type(self.programs),
+            "maps_by_type": by_type(self.maps),
+            "links_by_type": by_type(self.links),
+            "pinned": sum(1 for r in everything if r.pins) if self.pins_collected else None,
+            "owner_processes": len(self.processes()) if self.owners_collected else None,
+            "programs_held_only_by_kernel": (sum(1 for p in self.programs if not p.owners and not p.pins
+                                     and not self.links_of(p.id))
+                                 if self.owners_collected and self.pins_collected else None),
+        }
 
     def counts(self) -> dict[str, int]:
         """Number of objects per kind: ``{"programs": .., "maps": .., "links": .., "btfs": ..}``."""
