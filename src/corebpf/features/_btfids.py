@@ -75,6 +75,9 @@ def find_types(data: bytes, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str
             fixed, per = extra.get(kind, (0, 0))
             i += 3 + fixed + per * vlen
             type_id += 1
+        else:
+            if i != n:
+                raise IndexError
     except IndexError:
         raise BTFError(f"BTF type {type_id} runs past the end of the type section") from None
     return found
