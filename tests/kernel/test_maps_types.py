@@ -7,14 +7,20 @@ this kernel's version and config certainly have that fails is a failure.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import gzip
 import mmap
 import os
 import platform
+import re
+import shutil
 import socket
 import struct
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from typing import Callable
 
 import pytest
@@ -32,6 +38,8 @@ from test_programs_insns import (
 )
 
 NCPU = possible_cpus()
+XDP_PASS, XDP_REDIRECT = 2, 4
+HELPER_REDIRECT_MAP = 51
 CGROUP2 = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
 # Map types that exist only with a config option; otherwise the map type is in every kernel >= "since".
 CONFIG_OF = {
@@ -250,13 +258,46 @@ def _cpumap() -> None:
 
 def _xskmap() -> None:
     with create_or_skip(MapType.XSKMAP, 4, 4, 4) as m:
-        m.delete(u32(0))  # an empty slot deletes fine
         with pytest.raises(BPFError):
             m.delete(u32(9))  # beyond max_entries
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, pytest.raises(BPFError):
-            m[0] = s  # only AF_XDP sockets (bound to a device queue) go in
-        pytest.skip("xskmap created and checked; storing a socket needs an AF_XDP socket bound to a NIC queue "
-                    "with a UMEM, which this test does not set up")
+            m[0] = s  # only bound AF_XDP sockets go in
+        # bpf_redirect_map() answers XDP_REDIRECT when the slot holds a socket, else the fallback action.
+        code = ld_map_fd(R1, m.fileno()) + mov_imm(R2, 0) + mov_imm(R3, XDP_PASS) + call(HELPER_REDIRECT_MAP) + exit_()
+        with _af_xdp_socket_on_lo() as xsk, Program.load(code, "xdp") as redirect:
+            assert redirect.test_run(PACKET).return_value == XDP_PASS
+            m[0] = xsk
+            assert redirect.test_run(PACKET).return_value == XDP_REDIRECT
+            with pytest.raises(BPFError, match="cannot be read from user space"):
+                m.lookup(u32(0))
+            assert m.delete(u32(0))
+            assert redirect.test_run(PACKET).return_value == XDP_PASS
+
+
+@contextlib.contextmanager
+def _af_xdp_socket_on_lo() -> Iterator[socket.socket]:
+    """An AF_XDP socket with a small UMEM, bound in copy mode to queue 0 of the loopback device."""
+    sol_xdp, af_xdp = 283, 44
+    xdp_rx_ring, xdp_umem_reg, xdp_umem_fill_ring, xdp_umem_completion_ring, xdp_copy = 2, 4, 5, 6, 2
+    size = 16 * mmap.PAGESIZE
+    umem = mmap.mmap(-1, size)
+    anchor = ctypes.c_char.from_buffer(umem)
+    s = socket.socket(af_xdp, socket.SOCK_RAW, 0)
+    try:
+        s.setsockopt(sol_xdp, xdp_umem_reg, struct.pack("=QQIIII", ctypes.addressof(anchor), size,
+                                                        mmap.PAGESIZE, 0, 0, 0))
+        for opt in (xdp_umem_fill_ring, xdp_umem_completion_ring, xdp_rx_ring):
+            s.setsockopt(sol_xdp, opt, struct.pack("=I", 64))
+        addr = struct.pack("=HHIII", af_xdp, xdp_copy, socket.if_nametoindex("lo"), 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.bind(s.fileno(), ctypes.c_char_p(addr), len(addr)) < 0:
+            err = ctypes.get_errno()
+            pytest.skip(f"cannot bind an AF_XDP socket to lo: {os.strerror(err)}")
+        yield s
+    finally:
+        s.close()
+        del anchor
+        umem.close()
 
 
 def _sock_maps(mtype: MapType) -> None:
@@ -409,8 +450,25 @@ def _arena() -> None:
 def _struct_ops() -> None:
     with pytest.raises(ValueError, match="btf_vmlinux_value_type_id"):
         Map.create("struct_ops", 4, 64, 1)
-    pytest.skip("struct_ops maps need the BTF of a kernel struct_ops type (btf_vmlinux_value_type_id); "
-                "they are created by an object loader, not tested here")
+    type_id, size = _vmlinux_struct("bpf_struct_ops_tcp_congestion_ops")
+    with create_or_skip(MapType.STRUCT_OPS, 4, size, 1, btf_vmlinux_value_type_id=type_id, name="tcp_ca") as m:
+        assert m.info.btf_vmlinux_value_type_id == type_id and m.info.btf_id
+        value = m[0]
+        assert len(value) == size and struct.unpack_from("=I", value, 4)[0] == 0  # state: BPF_STRUCT_OPS_STATE_INIT
+        with pytest.raises(BPFError):
+            m[0] = value  # registering needs struct_ops programs for the function pointers
+
+
+def _vmlinux_struct(name: str) -> tuple[int, int]:
+    """(BTF id, size) of a vmlinux struct, with bpftool as the oracle."""
+    if shutil.which("bpftool") is None or not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("finding the struct_ops value type needs bpftool and /sys/kernel/btf/vmlinux")
+    out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+                         capture_output=True, text=True, check=True).stdout
+    match = re.search(rf"^\[(\d+)\] STRUCT '{name}' size=(\d+)", out, re.M)
+    if match is None:
+        pytest.skip(f"this kernel's BTF has no struct {name} (CONFIG_BPF_JIT and TCP congestion ops)")
+    return int(match.group(1)), int(match.group(2))
 
 
 CASES: dict[MapType, Callable[[], None]] = {

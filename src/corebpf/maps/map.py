@@ -21,7 +21,7 @@ from .._sys._generated import Cmd, MapType
 from .._sys.fd import FD
 from .._sys.syscall import bpf_raw, make_error
 from .._sys import _generated as g
-from ..errors import BPFError, CoreBPFError, error_class
+from ..errors import BPFError, BPFNotSupportedError, CoreBPFError, error_class
 from . import batch as _batch
 from . import percpu as _percpu
 from .info import MapInfo, fd_kind, map_info
@@ -79,13 +79,17 @@ class Map(MutableMapping):  # type: ignore[type-arg]
             flags |= BPF_F_NO_PREALLOC
         if numa_node is not None:
             flags |= BPF_F_NUMA_NODE
-        check_create(mtype, key_size, value_size, max_entries, flags, inner_map is not None, btf is not None)
+        check_create(mtype, key_size, value_size, max_entries, flags, inner_map is not None,
+                     btf is not None or bool(btf_vmlinux_value_type_id))
         own_btf: FD | None = None
-        if rules.needs_btf and btf is None and rules.kind == Kind.STORAGE:
+        if rules.needs_btf and btf is None:
             from .scalar_btf import KEY_TYPE_ID, VALUE_TYPE_ID, load_opaque_value_btf
 
+            # Local storage needs BTF for its key and value; struct_ops needs some BTF object to
+            # begin with, its value type coming from vmlinux. Opaque bytes satisfy both.
             own_btf = btf = load_opaque_value_btf(value_size)
-            btf_key_type_id, btf_value_type_id = KEY_TYPE_ID, VALUE_TYPE_ID
+            if rules.kind == Kind.STORAGE:
+                btf_key_type_id, btf_value_type_id = KEY_TYPE_ID, VALUE_TYPE_ID
         try:
             fd = ops.map_create(mtype, key_size, value_size, max_entries, flags=flags, name=name,
                                 inner_map_fd=_fileno(inner_map) if inner_map is not None else 0,
@@ -206,7 +210,12 @@ class Map(MutableMapping):  # type: ignore[type-arg]
     # ---- raw element operations (bytes in, filled buffers out) -------------------------------
 
     def _lookup_raw(self, key: "bytes | None", out: bytearray, flags: int = 0) -> bool:
-        return ops.map_lookup_elem(self.fileno(), key, out, flags)
+        try:
+            return ops.map_lookup_elem(self.fileno(), key, out, flags)
+        except BPFNotSupportedError as exc:
+            tname = self.type.name.lower() if isinstance(self.type, MapType) else str(self.type)
+            raise BPFNotSupportedError(exc.errno, exc.command, f"{tname} maps cannot be read from user space; "
+                                       "programs use them (writes and deletes work)", tname + " map") from None
 
     def _lookup_and_delete_raw(self, key: "bytes | None", out: bytearray) -> bool:
         ret = bpf_raw(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _elem_attr(self.fileno(), key, out))

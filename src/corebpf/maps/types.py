@@ -222,8 +222,9 @@ def check_create(map_type: MapType, key_size: int, value_size: int, max_entries:
     if r.needs_inner_map and not has_inner_map:
         raise ValueError(f"{name} map: needs inner_map= (a Map to use as the template of its values)")
     if map_type == MapType.STRUCT_OPS and not has_btf:
-        raise ValueError("struct_ops map: needs btf= and btf_vmlinux_value_type_id= of a kernel struct_ops type; "
-                         "load it from an object file instead")
+        raise ValueError("struct_ops map: needs btf_vmlinux_value_type_id= (the vmlinux BTF id of "
+                         "'struct bpf_struct_ops_<name>', e.g. bpf_struct_ops_tcp_congestion_ops) and its size "
+                         "as value_size; object loaders do this for you")
 
 
 def _either(sizes: tuple[int, ...]) -> str:
