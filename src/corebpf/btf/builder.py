@@ -23,11 +23,13 @@ __all__ = ["BTFBuilder", "BTFLoadError", "LoadedBTF", "load_btf", "encode_record
 
 
 class BTFLoadError(BPFError):
-    """The kernel rejected BTF (``BPF_BTF_LOAD``). ``str()`` ends with the log's last lines; ``.log`` is all of it."""
+    """The kernel rejected BTF (``BPF_BTF_LOAD``). ``str()`` ends with the log's last line (the reason);
+    ``.log`` is all of it."""
 
     def __init__(self, err: int, log: str) -> None:
         self.log = log
-        tail = " | ".join(line for line in log.strip().splitlines()[-3:] if line.strip())
+        lines = [line for line in log.strip().splitlines() if line.strip()]
+        tail = lines[-1].strip() if lines else ""
         super().__init__(err, "BPF_BTF_LOAD", "", detail=f"kernel rejected the BTF{': ' + tail if tail else ''}")
 
     def __reduce__(self):

@@ -128,12 +128,26 @@ class Type:
     @property
     def size(self) -> int:
         """``sizeof`` this type in bytes (raises :class:`BTFError` for types without a size)."""
-        raise BTFError(f"{self.kind.name} type [{self.id}] {self.name!r} has no size")
+        return self._size_at(0)
 
     @property
     def alignment(self) -> int:
         """``_Alignof`` this type in bytes (1 for packed structs)."""
-        raise BTFError(f"{self.kind.name} type [{self.id}] {self.name!r} has no alignment")
+        return self._align_at(0)
+
+    def _what(self) -> str:
+        return "void" if self.id == 0 else f"{self.kind.name} type [{self.id}] {self.name!r}"
+
+    def _size_at(self, depth: int) -> int:
+        raise BTFError(f"{self._what()} has no size")
+
+    def _align_at(self, depth: int) -> int:
+        raise BTFError(f"{self._what()} has no alignment")
+
+    def _deeper(self, depth: int) -> int:
+        if depth >= MAX_RESOLVE_DEPTH:
+            raise BTFError(f"type [{self.id}]: types nest deeper than {MAX_RESOLVE_DEPTH} levels (a loop?)")
+        return depth + 1
 
     def resolve(self) -> "Type":
         """This type with typedefs, qualifiers (const/volatile/restrict) and type tags skipped."""
@@ -200,12 +214,10 @@ class Int(Type):
         self.offset = offset
         self.bits = bits
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self._size
 
-    @property
-    def alignment(self) -> int:
+    def _align_at(self, depth: int) -> int:
         return max(1, min(self._size, self.btf.pointer_size if self.btf else 8))
 
     @property
@@ -231,12 +243,10 @@ class Float(Type):
         super().__init__(btf, type_id, name)
         self._size = size
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self._size
 
-    @property
-    def alignment(self) -> int:
+    def _align_at(self, depth: int) -> int:
         return max(1, min(self._size, self.btf.pointer_size if self.btf else 8))
 
 
@@ -266,13 +276,11 @@ class Pointer(_Ref):
         """The pointed-to type (same as ``.type``)."""
         return self.type
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self.btf.pointer_size if self.btf else 8
 
-    @property
-    def alignment(self) -> int:
-        return self.size
+    def _align_at(self, depth: int) -> int:
+        return self._size_at(depth)
 
 
 class Typedef(_Ref):
@@ -281,13 +289,11 @@ class Typedef(_Ref):
     __slots__ = ()
     kind = Kind.TYPEDEF
 
-    @property
-    def size(self) -> int:
-        return self.resolve().size
+    def _size_at(self, depth: int) -> int:
+        return self.type._size_at(self._deeper(depth))
 
-    @property
-    def alignment(self) -> int:
-        return self.resolve().alignment
+    def _align_at(self, depth: int) -> int:
+        return self.type._align_at(self._deeper(depth))
 
 
 class Qualifier(_Ref):
@@ -295,13 +301,11 @@ class Qualifier(_Ref):
 
     __slots__ = ()
 
-    @property
-    def size(self) -> int:
-        return self.resolve().size
+    def _size_at(self, depth: int) -> int:
+        return self.type._size_at(self._deeper(depth))
 
-    @property
-    def alignment(self) -> int:
-        return self.resolve().alignment
+    def _align_at(self, depth: int) -> int:
+        return self.type._align_at(self._deeper(depth))
 
 
 class Volatile(Qualifier):
@@ -358,13 +362,11 @@ class Array(Type):
     def index_type(self) -> Type:
         return self._get(self.index_type_id)
 
-    @property
-    def size(self) -> int:
-        return self.nelems * self.elem_type.size
+    def _size_at(self, depth: int) -> int:
+        return self.nelems * self.elem_type._size_at(self._deeper(depth))
 
-    @property
-    def alignment(self) -> int:
-        return self.elem_type.alignment
+    def _align_at(self, depth: int) -> int:
+        return self.elem_type._align_at(self._deeper(depth))
 
 
 class Member(NamedTuple):
@@ -428,15 +430,14 @@ class Composite(Type):
         self.members = members
         self.kind_flag = kind_flag
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self._size
 
-    @property
-    def alignment(self) -> int:
+    def _align_at(self, depth: int) -> int:
         align = 1
+        depth = self._deeper(depth)
         for m in self.members:
-            a = m.type.alignment
+            a = m.type._align_at(depth)
             if a > align:
                 align = a
             # a member that is not at its natural alignment means the struct is packed
@@ -528,12 +529,10 @@ class Enum(Type):
         self.signed = signed
         self.kind = kind  # type: ignore[misc]
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self._size
 
-    @property
-    def alignment(self) -> int:
+    def _align_at(self, depth: int) -> int:
         return max(1, min(self._size, 8))
 
     def value_of(self, name: str) -> int:
@@ -628,13 +627,11 @@ class Var(_Ref):
         super().__init__(btf, type_id, name, ref)
         self.linkage = Linkage(linkage) if linkage in (0, 1, 2) else linkage
 
-    @property
-    def size(self) -> int:
-        return self.type.size
+    def _size_at(self, depth: int) -> int:
+        return self.type._size_at(self._deeper(depth))
 
-    @property
-    def alignment(self) -> int:
-        return self.type.alignment
+    def _align_at(self, depth: int) -> int:
+        return self.type._align_at(self._deeper(depth))
 
 
 class VarSecinfo(NamedTuple):
@@ -661,12 +658,10 @@ class Datasec(Type):
         self._size = size
         self.vars = vars
 
-    @property
-    def size(self) -> int:
+    def _size_at(self, depth: int) -> int:
         return self._size
 
-    @property
-    def alignment(self) -> int:
+    def _align_at(self, depth: int) -> int:
         return 1
 
 
