@@ -13,7 +13,7 @@ from corebpf.asm import (
     encode, format_insn, helper_name,
 )
 from corebpf.asm import builder as b
-from corebpf.asm._btf_min import MiniBTF
+from corebpf.asm.btf_source import ProgramBTF
 from corebpf.errors import BTFError
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -181,27 +181,42 @@ def _btf_section(obj: Path) -> bytes:
         return ELFFile(f).get_section_by_name(".BTF").data()
 
 
-def test_mini_btf_signatures_from_corpus_objects():
-    btf = MiniBTF(_btf_section(CORPUS / "subprog.bpf.o"))
+def test_program_btf_signatures_from_corpus_objects():
+    btf = ProgramBTF.from_bytes(_btf_section(CORPUS / "subprog.bpf.o"))
     sigs = {btf.func_signature(i) for i in range(1, 200) if _is_func(btf, i)}
     assert "int subprog_calls(struct __sk_buff * skb)" in sigs
     assert "__u64 mix(__u64 a, __u64 b)" in sigs
     assert "int clamp(int v, int lo, int hi)" in sigs
-    xdp = MiniBTF(_btf_section(CORPUS / "xdp.bpf.o"))
+    xdp = ProgramBTF.from_bytes(_btf_section(CORPUS / "xdp.bpf.o"))
     assert any(xdp.func_signature(i) == "int xdp_count(struct xdp_md * ctx)" for i in range(1, 100)
                if _is_func(xdp, i))
     assert btf.string(0) == "" and btf.string(10**9) is None
 
 
-def _is_func(btf: MiniBTF, type_id: int) -> bool:
-    try:
-        return btf._types[type_id][0] == 12
-    except IndexError:
-        return False
+def _is_func(btf: ProgramBTF, type_id: int) -> bool:
+    return type_id in btf.btf and btf.btf.kind_of(type_id) == 12
 
 
-@pytest.mark.parametrize("blob", [b"", b"\x9f\xeb\x01\x00", b"\x00" * 24,
-                                  b"\x9f\xeb\x01\x00\x18\x00\x00\x00" + b"\x00\x00\x00\x00\x10\x00\x00\x00" * 2])
-def test_mini_btf_rejects_garbage(blob):
+def test_program_btf_renders_like_bpftool():
+    from corebpf.btf.builder import BTFBuilder
+
+    bld = BTFBuilder()
+    i32 = bld.add_int("int", 4, signed=True)
+    chr_ = bld.add_int("char", 1)
+    cptr = bld.add_ptr(bld.add_const(chr_))
+    arr = bld.add_array(chr_, i32, 16)
+    fwd = bld.add_fwd("sock")
+    proto = bld.add_func_proto(i32, [("fmt", cptr), ("", bld.add_ptr(fwd)), ("", 0)])
+    func = bld.add_func("printk_like", proto)
+    sig = ProgramBTF.from_bytes(bld.encode())
+    assert sig.func_signature(func) == "int printk_like(const char * fmt, struct sock *, ...)"
+    assert sig.func_signature(proto) == "int (const char * fmt, struct sock *, ...)"
+    assert sig.func_signature(arr) == "char [16]"
+    long_name = bld.add_func("f" * 1100, proto)
+    assert ProgramBTF.from_bytes(bld.encode()).func_signature(long_name) == ""
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x9f\xeb\x01\x00", b"\x00" * 24])
+def test_program_btf_rejects_garbage(blob):
     with pytest.raises(BTFError):
-        MiniBTF(blob)
+        ProgramBTF.from_bytes(blob)

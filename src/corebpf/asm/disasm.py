@@ -207,7 +207,7 @@ def _call_name(insn: Instruction, call_namer: Optional[CallNamer]) -> str:
 # ---- program listings ---------------------------------------------------------------------------
 
 class SourceBTF(Protocol):
-    """What the listing needs from a program's BTF (``corebpf.asm._btf_min.MiniBTF`` has it)."""
+    """What the listing needs from a program's BTF (:class:`corebpf.asm.btf_source.ProgramBTF` has it)."""
 
     def string(self, offset: int) -> Optional[str]: ...
 

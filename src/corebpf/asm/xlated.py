@@ -14,7 +14,6 @@ from typing import Iterator, Optional
 from .._sys import ops, uapi
 from .._sys.fd import FD
 from ..errors import BTFError, CoreBPFError
-from ._btf_min import MiniBTF
 from .codec import decode
 from .disasm import Dialect, FuncInfo, LineInfo, SourceBTF, disassemble
 from .instruction import Instruction
@@ -136,7 +135,9 @@ def dump_xlated(prog: XlatedProgram | int, *, by_id: bool = True, dialect: Diale
             kallsyms = KernelSymbols()
     if btf is None and prog.btf_id:
         try:
-            btf = MiniBTF(read_btf(prog.btf_id))
+            from .btf_source import ProgramBTF  # corebpf.btf needs numpy: load it only here
+
+            btf = ProgramBTF.from_bytes(read_btf(prog.btf_id))
         except BTFError:
             btf = None
     return disassemble(prog.xlated, kallsyms=kallsyms, jited_ksyms=prog.jited_ksyms, func_info=prog.func_info,

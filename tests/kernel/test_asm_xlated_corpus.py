@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from corebpf.asm import Dialect, KernelSymbols, decode, disassemble, dump_xlated, encode, read_btf, read_xlated_by_id
-from corebpf.asm._btf_min import MiniBTF
+from corebpf.asm.btf_source import ProgramBTF
 
 from corpus_util import bpftool, bpftool_dump_xlated, bpftool_version, corpus_objects, loaded_object
 
@@ -69,7 +69,7 @@ def test_xlated_round_trip_and_records(obj):
             assert func_info and func_info[0].insn_off == 0
             assert all(f.insn_off in starts for f in func_info)
             assert all(li.insn_off in starts for li in line_info)
-            btf = MiniBTF(read_btf(btf_id))
+            btf = ProgramBTF.from_bytes(read_btf(btf_id))
             assert all(btf.func_signature(f.type_id) for f in func_info)
 
 
