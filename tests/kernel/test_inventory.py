@@ -3,7 +3,6 @@ show up with the right info, owners and pins; every accessor works on every obje
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator, Optional
 

@@ -7,7 +7,7 @@ from typing import Optional
 import click
 
 from ..errors import BPFNotFoundError, BPFNotSupportedError
-from ._output import Column, echo_json, emit, fail, json_option, to_jsonable
+from ._output import Column, echo_json, emit, fail, json_option
 from .prog import owners_text
 
 MAP_COLUMNS: list[Column] = [

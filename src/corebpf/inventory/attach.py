@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 from .._sys import _generated as g
 from .._sys import ops
+from ..errors import BPFError
 from .names import attach_type_name, enum_name
 
 _NAME_BUF = 4096  # PATH_MAX: enough for any tracepoint, function or file name the kernel returns
@@ -227,7 +228,13 @@ def _name_query(fd: int, setup: Callable[[g.LinkInfo, int, int], None]) -> tuple
     buf = ctypes.create_string_buffer(_NAME_BUF)
     info = g.LinkInfo()
     setup(info, ctypes.addressof(buf), _NAME_BUF)
-    ops.obj_get_info_by_fd(fd, info)
+    try:
+        ops.obj_get_info_by_fd(fd, info)
+    except BPFError:
+        # a kernel that cannot fill the name (older layout, name longer than PATH_MAX): keep the rest
+        info = g.LinkInfo()
+        ops.obj_get_info_by_fd(fd, info)
+        return info, ""
     return info, buf.value.decode(errors="replace")
 
 

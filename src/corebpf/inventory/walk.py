@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional, TypeVar
 from .._sys import _generated as g
 from .._sys import ops
 from .._sys.fd import FD
-from ..errors import BPFError, BPFNotFoundError, BPFPermissionError
+from ..errors import BPFError, BPFInvalidArgumentError, BPFNotFoundError, BPFPermissionError
 from .attach import decode_attach
 from .clock import boot_ns_to_datetime, boot_offset_ns
 from .fdinfo import int_field, read_fdinfo
@@ -96,12 +96,18 @@ def read_btf(fd: FD) -> BTFRecord:
 
 def open_by_id(kind: str, obj_id: int) -> Optional[FD]:
     """An fd to object ``obj_id`` of ``kind``, or None when no such object exists (any more)."""
-    try:
-        return ops.get_fd_by_id(kind, obj_id)
-    except BPFNotFoundError:
-        return None
-    except BPFPermissionError as exc:
-        raise _permission_error(kind, exc) from None
+    for _ in range(3):
+        try:
+            return ops.get_fd_by_id(kind, obj_id)
+        except BPFNotFoundError:
+            return None
+        except BPFPermissionError as exc:
+            raise _permission_error(kind, exc) from None
+        except BPFError as exc:
+            # EAGAIN: a link whose id is allocated but not settled yet, or that is being freed
+            if exc.errno != errno.EAGAIN:
+                raise
+    return None
 
 
 _LIST_HINT = ("walking the ids of loaded BPF objects (BPF_*_GET_NEXT_ID / GET_FD_BY_ID) needs CAP_SYS_ADMIN; "
@@ -120,6 +126,10 @@ def ids(kind: str) -> list[int]:
         return ops.iter_ids(kind)
     except BPFPermissionError as exc:
         raise _permission_error(kind, exc) from None
+    except BPFInvalidArgumentError:
+        if kind in ("link", "btf"):
+            return []  # kernels before 5.8 (links) / 5.4 (BTF ids) have no such id space: nothing to list
+        raise
 
 
 def read_one(kind: str, obj_id: int, reader: Callable[[FD], T]) -> Optional[T]:
