@@ -1,0 +1,156 @@
+"""``corebpf doctor`` end to end: the real command, its JSON against the shipped schema, exit codes,
+and runs without capabilities (no traceback, the missing capability named, exit code 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from corebpf.cli.doctor import schema
+
+CLI = [str(Path(sys.executable).with_name("corebpf"))]
+THIS_MACHINE = os.uname().release.startswith("6.18") and "-fc-" in os.uname().release
+NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--ambient-caps=-all", "--reuid=65534",
+           "--regid=65534", "--clear-groups"]
+
+
+def run(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(prefix or []), *CLI, "doctor", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    out = run("--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    s = schema()
+    assert s["$schema"].endswith("2020-12/schema")
+    jsonschema.Draft202012Validator.check_schema(s)
+
+
+def test_json_validates(doc: dict) -> None:
+    jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def test_schema_rejects_a_broken_document(doc: dict) -> None:
+    broken = json.loads(json.dumps(doc))
+    broken["verdict"]["status"] = "fine"
+    del broken["features"]["attach"]["fentry"]["errno"]
+    errors = list(jsonschema.Draft202012Validator(schema()).iter_errors(broken))
+    assert len(errors) >= 2
+
+
+def test_verdict_and_findings(doc: dict) -> None:
+    ids = {f["id"] for f in doc["verdict"]["findings"]}
+    if THIS_MACHINE:
+        assert doc["verdict"]["status"] == "ready_with_limitations"
+        assert {"lockdown", "fentry_refused", "lsm_refused", "no_kprobes"} <= ids
+        plan = next(f for f in doc["verdict"]["findings"] if f["id"] == "no_kprobes")["plan_b"]
+        assert "tp_btf" in plan and "raw_tp" in plan and "tracepoint" in plan
+        fentry = next(f for f in doc["verdict"]["findings"] if f["id"] == "fentry_refused")
+        assert "EPERM" in fentry["title"] and "tp_btf" in fentry["plan_b"]
+    assert doc["verdict"]["status"] != "not_ready"
+
+
+def test_reports_lockdown_fentry_kprobes(doc: dict) -> None:
+    lock = doc["node"]["lockdown"]
+    with open(lock["source"]) as f:
+        assert f"[{lock['mode']}]" in f.read()
+    feats = doc["features"]
+    if THIS_MACHINE:
+        assert lock["mode"] == "integrity"
+        for name in ("fentry", "fexit", "lsm"):
+            assert feats["attach"][name]["errno_name"] == "EPERM"
+        assert feats["prog_types"]["lsm"]["errno_name"] == "EPERM"
+        for name in ("kprobe_pmu", "kprobe_legacy", "kprobe_multi"):
+            assert not feats["attach"][name]["supported"]
+        assert not doc["node"]["tracing"]["kprobes_possible"]
+
+
+def test_loadable_types_reported(doc: dict) -> None:
+    p = doc["features"]["prog_types"]
+    for t in ("socket_filter", "xdp", "sched_cls", "tracepoint", "raw_tracepoint", "perf_event", "cgroup_skb"):
+        assert p[t]["supported"], p[t]
+    m = doc["features"]["map_types"]
+    for t in ("hash", "array", "ringbuf", "lru_hash", "percpu_array"):
+        assert m[t]["supported"], m[t]
+    assert doc["features"]["helpers"]["xdp"]["counts"]["supported"] > 50
+
+
+def test_inventory_section_sees_our_program(tmp_path: Path) -> None:
+    from corebpf._sys import _generated as g
+    from corebpf.features.probes import ProgLoader, close
+
+    fd, _ = ProgLoader().load(g.ProgType.SOCKET_FILTER, bytes.fromhex("b7000000000000009500000000000000"))
+    assert fd >= 0
+    try:
+        out = run("--json", "--no-probe")
+        doc = json.loads(out.stdout)
+        inv = doc["inventory"]
+        assert inv["available"], inv["error"]
+        assert inv["programs"]["by_type"].get("SOCKET_FILTER", 0) >= 1
+    finally:
+        close(fd)
+
+
+def test_human_output(doc: dict) -> None:
+    out = run()
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for section in ("Kernel", "BTF", "JIT", "Security", "Filesystems", "Environment", "Program types",
+                    "Map types", "Attach methods", "Helpers", "What runs here"):
+        assert section in text, section
+    assert text.splitlines()[0].startswith(("ready", "not ready"))
+    if THIS_MACHINE:
+        assert "integrity" in text and "EPERM" in text and "no kprobe support" in text and "plan B" in text
+    helpers = run("--helpers", "--no-inventory")
+    assert "xdp_adjust_head" in helpers.stdout
+
+
+def test_schema_option() -> None:
+    out = run("--schema")
+    assert out.returncode == 0 and json.loads(out.stdout)["title"] == "corebpf doctor --json"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_without_capabilities(as_json: bool) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    out = run(*(["--json"] if as_json else []), prefix=NO_CAPS)
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stdout + out.stderr
+    if as_json:
+        doc = json.loads(out.stdout)
+        jsonschema.Draft202012Validator(schema()).validate(doc)
+        assert doc["verdict"]["status"] == "not_ready"
+        assert doc["bpf_syscall"]["usable"] is False and doc["bpf_syscall"]["errno"] == 1
+        assert "CAP_BPF" in doc["bpf_syscall"]["missing_capabilities"]
+        assert doc["features"] is None
+    else:
+        first = out.stdout.splitlines()[0]
+        assert first.startswith("not ready")
+        assert "missing CAP_BPF" in out.stdout and "CAP_SYS_ADMIN" in out.stdout
+
+
+def test_root_without_bpf_capabilities() -> None:
+    if shutil.which("capsh") is None:
+        pytest.skip("capsh (libcap2-bin) is not installed")
+    cmd = " ".join([*CLI, "doctor", "--json", "--no-mount"])
+    out = subprocess.run(["capsh", "--drop=cap_bpf,cap_sys_admin,cap_perfmon", "--", "-c", cmd],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["euid"] == 0
+    assert set(doc["bpf_syscall"]["missing_capabilities"]) >= {"CAP_BPF", "CAP_PERFMON"}
+    assert "CAP_BPF" in doc["bpf_syscall"]["reason"]
