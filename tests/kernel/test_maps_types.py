@@ -34,7 +34,7 @@ from corebpf.maps.types import RULES
 
 from test_programs_insns import (
     HELPER_GET_LOCAL_STORAGE, HELPER_GET_STACKID, HELPER_RINGBUF_OUTPUT, HELPER_USER_RINGBUF_DRAIN, PACKET,
-    R0, R1, R2, R3, R4, R6, R10, add_imm, call, exit_, ld_func, ld_map_fd, mov_imm, mov_reg, ret, st_dw,
+    R1, R2, R3, R4, R6, R10, add_imm, call, exit_, ld_func, ld_map_fd, mov_imm, mov_reg, ret, st_dw,
 )
 
 NCPU = possible_cpus()

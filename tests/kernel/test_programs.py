@@ -64,6 +64,15 @@ def test_xdp_pass_returns_packet_unchanged():
         assert res.return_value == XDP_PASS and res.data_out == PACKET
 
 
+def test_test_run_with_context_in_and_out():
+    skb = bytearray(192)  # struct __sk_buff; test runs accept mark, priority, cb[]... from user space
+    struct.pack_into("=I", skb, 8, 77)  # mark
+    with Program.load(ldx_w(R0, R1, 8) + exit_(), "sched_cls") as p:
+        res = p.test_run(PACKET, ctx=skb)
+        assert res.return_value == 77
+        assert res.ctx_out is not None and len(res.ctx_out) == 192 and struct.unpack_from("=I", res.ctx_out, 8) == (77,)
+
+
 def test_program_reads_a_map_value():
     with Map.create("hash", 4, 4, 4) as m:
         with Program.load(read_u32_from_map(m.fileno(), key=0), "socket_filter", name="reader") as p:

@@ -21,7 +21,7 @@ from .._sys._generated import Cmd, MapType
 from .._sys.fd import FD
 from .._sys.syscall import bpf_raw, make_error
 from .._sys import _generated as g
-from ..errors import BPFError, BPFNotSupportedError, CoreBPFError, error_class
+from ..errors import BPFError, BPFNotSupportedError, error_class
 from . import batch as _batch
 from . import percpu as _percpu
 from .info import MapInfo, fd_kind, map_info
@@ -465,4 +465,4 @@ def _explain_create_error(exc: BPFError, mtype: MapType, name: str) -> BPFError:
     return error_class(err)(err, exc.command, hint, detail)
 
 
-__all__ = ["Map", "MapInfo", "UpdateFlags", "CoreBPFError"]
+__all__ = ["Map", "MapInfo", "UpdateFlags"]
