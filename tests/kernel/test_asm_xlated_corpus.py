@@ -54,7 +54,7 @@ def test_xlated_round_trip_and_records(obj):
             prog = read_xlated_by_id(prog_id)
             xlated, map_ids, func_info, line_info, btf_id = prog
             assert prog.prog_id == prog_id and prog.name == name[:15]
-            insns = decode(xlated)
+            insns = decode(xlated, strict=True)  # kernel-internal forms included
             assert encode(insns) == xlated
             assert sum(i.slots for i in insns) * 8 == len(xlated)
             # every map the code references by id is one of the program's maps

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from .._sys._generated import HelperId
 from .codec import decode_indexed

@@ -14,7 +14,7 @@ from typing import Optional
 
 from ..errors import InstructionError
 from .opcodes import (
-    ADDR_PERCPU, ADDR_SPACE_CAST, CLASS_MASK, INSN_SIZE, LD_IMM64, MODE_MASK, NOSPEC, OP_MASK, SIZE_MASK,
+    ADDR_PERCPU, ADDR_SPACE_CAST, CLASS_MASK, LD_IMM64, MODE_MASK, NOSPEC, OP_MASK, SIZE_MASK,
     SOURCE_MASK, AluOp, AtomicOp, CallSrc, InsnClass, JumpOp, Mode, PseudoSrc, Size, Source,
 )
 
@@ -365,4 +365,4 @@ def _jmp_problem(insn: Instruction, cls: int) -> Optional[str]:
     return None
 
 
-__all__ = ["Instruction", "INSN_SIZE"]
+__all__ = ["Instruction"]
