@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -251,3 +252,35 @@ def test_context_manager_closes():
 def test_insn_helper_encodes_as_documented():
     assert insn(0x95) == bytes([0x95, 0, 0, 0, 0, 0, 0, 0])
     assert mov_imm(R0, -1) == bytes([0xB7, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+
+
+_NO_CAPS_SCRIPT = """
+import corebpf, struct
+code = struct.pack('<BBhi', 0xb7, 0, 0, 0) + struct.pack('<BBhi', 0x95, 0, 0, 0)
+for kind in ('raw_tracepoint', 'socket_filter'):
+    try:
+        corebpf.Program.load(code, kind)
+        print(kind, 'loaded')
+    except corebpf.BPFPermissionError as e:
+        print(kind, e.hint)
+try:
+    corebpf.Map.create('hash', 4, 4, 1)
+    print('map created')
+except corebpf.BPFPermissionError as e:
+    print('map', e.hint)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_without_capabilities_the_hint_names_the_missing_one():
+    with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
+        if f.read().strip() == "0":
+            pytest.skip("unprivileged bpf() is allowed here, so nothing is refused for lack of capabilities")
+    cmd = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all",
+           "--bounding-set=-all", sys.executable, "-c", _NO_CAPS_SCRIPT]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+    assert "CAP_BPF" in lines["raw_tracepoint"] and "CAP_PERFMON" in lines["raw_tracepoint"]
+    assert "CAP_BPF" in lines["socket_filter"] and "CAP_PERFMON" not in lines["socket_filter"].split(" (")[0]
+    assert "CAP_BPF" in lines["map"]
