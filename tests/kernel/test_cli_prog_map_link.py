@@ -195,3 +195,28 @@ def test_prog_dump_equals_bpftool_dump_xlated(pin_dir: Path) -> None:
             compared += 1
     print(f"compared {compared} programs")
     assert compared >= 5, f"only {compared} corpus programs could be compared"
+
+
+def test_every_command_on_every_object_of_the_host(objects: dict[str, int]) -> None:
+    """show (and dump) on every object the host has right now: exit 0, or 1 when it vanished meanwhile;
+    never a traceback. Capped per kind to keep the run short on busy hosts."""
+    from corebpf import inventory
+    snap = inventory.snapshot(owners=False, pins=False)
+    runner = CliRunner()
+
+    def some(records: tuple, mine: int) -> list[str]:
+        return sorted({str(r.id) for r in records[:60]} | {str(mine)})
+
+    progs, maps, links = some(snap.programs, objects["prog"]), some(snap.maps, objects["map"]), \
+        some(snap.links, objects["link"])
+    jobs = [["prog", "show", i, "--json"] for i in progs] + [["prog", "dump", i] for i in progs]
+    jobs += [["map", "show", i, "--json"] for i in maps] + [["map", "dump", i, "--limit", "16"] for i in maps]
+    jobs += [["link", "show", i, "--json"] for i in links]
+    for args in jobs:
+        res = runner.invoke(cli, args)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
+        assert res.exit_code in (0, 1), (args, res.output)
+        if res.exit_code == 1:
+            assert res.stderr.startswith("corebpf: error:"), (args, res.stderr)
+        elif "--json" in args:
+            assert json.loads(res.stdout)["id"] == int(args[2])
