@@ -123,3 +123,15 @@ def test_batch_record_sizes_are_checked() -> None:
             m.update_batch(b"\0" * 8, b"\0" * 8)
         with pytest.raises(TypeError, match="numpy"):
             m.update_batch([1, 2], [3, 4])
+
+
+def test_lookup_grows_buffers_past_the_initial_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    from corebpf.maps import batch
+
+    monkeypatch.setattr(batch, "_INITIAL_RECORDS", 8)
+    keys, values = _records(500)
+    with Map.create("hash", 4, 8, 512) as m, Map.create("array", 4, 8, 100) as a:
+        m.update_batch(keys, values)
+        got = _sorted(*m.lookup_batch())
+        assert got == _sorted(keys.view(np.uint8).reshape(-1, 4), values.view(np.uint8).reshape(-1, 8))
+        assert len(a.lookup_batch()[0]) == 100

@@ -124,3 +124,30 @@ def test_hash_full_raises_with_errno():
         with pytest.raises(BPFError) as exc:
             m[3] = b"cccc"
         assert exc.value.errno == 7  # E2BIG: the map is full
+
+
+def test_clear_and_views_on_many_maps():
+    with Map.create("hash", 4, 4, 4096) as m:
+        for i in range(3000):
+            m[i] = b"abcd"
+        assert len(m.items()) == 3000 and set(m.values()) == {b"abcd"}
+        m.clear()
+        assert len(m) == 0
+    with Map.create("prog_array", 4, 4, 4) as pa:
+        pa.clear()  # empty slots are fine
+    with Map.create("array", 4, 4, 4) as a, pytest.raises(TypeError, match="overwrite"):
+        a.clear()
+
+
+def test_items_skip_keys_deleted_while_iterating():
+    with Map.create("hash", 4, 4, 16) as m:
+        for i in range(10):
+            m[i] = b"abcd"
+        seen = []
+        for key, value in m.items():
+            seen.append(key)
+            if len(seen) == 1:
+                for other in range(10):
+                    if other.to_bytes(4, "little") != key:
+                        m.pop(other.to_bytes(4, "little"), None)
+        assert len(seen) >= 1 and len(m) == 1

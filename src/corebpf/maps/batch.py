@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .map import Map
 
 _FALLBACK_ERRNOS = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
+_INITIAL_RECORDS = 1 << 16
 
 
 class _Raw:
@@ -131,7 +132,8 @@ def lookup_batch(m: "Map", *, delete: bool = False, fallback: bool = False,
     """
     cmd = Cmd.MAP_LOOKUP_AND_DELETE_BATCH if delete else Cmd.MAP_LOOKUP_BATCH
     ks, vs = m.key_size, m.user_value_size
-    cap = max(m.max_entries, 1)
+    # Start with room for the whole map, within reason: a huge, mostly empty hash grows the buffers instead.
+    cap = min(max(m.max_entries, 1), _INITIAL_RECORDS)
     if not fallback:
         result = _kernel_lookup(m, cmd, ks, vs, cap, chunk)
         if result is not None:

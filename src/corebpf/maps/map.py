@@ -13,7 +13,7 @@ import errno
 import mmap
 import os
 import sys
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import ItemsView, Iterator, MutableMapping, Sequence, ValuesView
 from typing import Any, Optional, Union
 
 from .._sys import ops
@@ -350,6 +350,21 @@ class Map(MutableMapping):  # type: ignore[type-arg]
             return self.max_entries
         return sum(1 for _ in self._iter_raw_keys())
 
+    def items(self) -> "ItemsView[bytes, Value]":
+        """(key, value) pairs; keys deleted while iterating (e.g. by a program) are skipped."""
+        return _ItemsView(self)
+
+    def values(self) -> "ValuesView[Value]":
+        """Values; keys deleted while iterating are skipped."""
+        return _ValuesView(self)
+
+    def clear(self) -> None:
+        """Delete every element (hash-like maps; array elements cannot be deleted)."""
+        if self.type in (MapType.ARRAY, MapType.PERCPU_ARRAY):
+            raise TypeError("array elements cannot be deleted; overwrite them instead")
+        for key in list(self._iter_raw_keys()):
+            self._delete_raw(key)
+
     def pop(self, key: Any = _MISSING, default: Any = _MISSING) -> Value:  # type: ignore[override]
         """Queue/stack: ``pop()`` removes and returns the next value. Other maps: ``pop(key[, default])``
         like a dict. Raises KeyError when there is nothing to pop and no default was given."""
@@ -424,6 +439,21 @@ class Map(MutableMapping):  # type: ignore[type-arg]
     def delete_batch(self, keys: Any, *, fallback: bool = False) -> int:
         """Delete many keys given as fixed-size records; returns the number deleted."""
         return _batch.delete_batch(self, keys, fallback=fallback)
+
+
+class _ItemsView(ItemsView):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[tuple[bytes, Value]]:
+        m: Map = self._mapping  # type: ignore[assignment]
+        for key in m:
+            value = m.lookup(key)
+            if value is not None:
+                yield key, value
+
+
+class _ValuesView(ValuesView):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[Value]:
+        for _, value in _ItemsView(self._mapping):
+            yield value
 
 
 def _elem_attr(fd: int, key: "bytes | None", value: bytearray) -> g.MapElemAttr:
