@@ -166,6 +166,13 @@ def test_explicit_log_level_keeps_the_log():
         assert "processed 2 insns" in p.verifier_log
 
 
+def test_successful_load_with_a_tiny_log_buffer_grows_it():
+    code = b"".join(mov_imm(R0, i) for i in range(200)) + exit_()
+    with Program.load(code, "socket_filter", log_level=2, log_size=128) as p:
+        assert p.verifier_log.startswith("func#0") or p.verifier_log.startswith("0:")
+        assert "199: (b7) r0 = 199" in p.verifier_log and "processed 201 insns" in p.verifier_log
+
+
 # ---- verifier errors ----------------------------------------------------------------------------
 
 def test_uninitialised_register():
