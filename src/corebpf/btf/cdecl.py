@@ -87,6 +87,8 @@ def _decl(t: Type, declarator: str, depth: int = 0) -> str:
                 declarator = f"{_qualifier(t)} {declarator}".rstrip() if declarator else _qualifier(t)
                 t = target
                 continue
+            if isinstance(t, TypeTag):  # after the type, as libbpf's C dump places type tags
+                return _decl(target, f"{_qualifier(t)} {declarator}".rstrip(), depth + 1)
             return f"{_qualifier(t)} {_decl(target, declarator, depth + 1)}"
         if isinstance(t, Array):
             declarator = f"{declarator}[{t.nelems}]"

@@ -110,7 +110,7 @@ def scan_offsets(words: np.ndarray, types_pos: int) -> np.ndarray:
     bad = np.flatnonzero((kinds == 0) | (kinds > MAX_KIND))
     if len(bad):
         j = int(bad[0])
-        raise BTFError(f"BTF type [{j + 1}] at offset {types_pos + 4 * int(offsets[j])}: "
+        raise BTFError(f"BTF type [{j + 1}] at offset {types_pos + 4 * int(offsets[j]) + 4}: "
                        f"unknown kind {int(kinds[j])}")
     return offsets
 

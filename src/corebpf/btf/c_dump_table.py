@@ -1,0 +1,195 @@
+"""A flat, numpy-free view of BTF type records for the C dumper.
+
+The C dumper visits tens of thousands of types and reads a few words of each, many times over.
+Going through :class:`corebpf.btf.BTF` objects would allocate one Python object per type and per
+member; instead :class:`RawTypes` keeps the type section as one ``array('I')`` of 32-bit words
+(native byte order) plus the word offset and kind of every type id, and decodes names on demand.
+
+This module imports only the standard library and :mod:`corebpf.errors`, so the ``corebpf btf
+dump`` command can use it without loading numpy (which would double the command's peak RSS).
+Split BTF (kernel modules) is handled by concatenating the base's words and strings: ids and
+string offsets of split BTF continue those of its base, so one flat table serves both.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from typing import Optional
+
+from corebpf.errors import BTFError
+
+__all__ = [
+    "RawTypes", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF", "VOLATILE", "CONST",
+    "RESTRICT", "FUNC", "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64",
+    "KIND_NAMES",
+]
+
+# BTF_KIND_* (kept as plain ints: this module must not import corebpf.btf, see the docstring)
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
+VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DATASEC = 9, 10, 11, 12, 13, 14, 15
+FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = 16, 17, 18, 19
+MAX_KIND = ENUM64
+
+KIND_NAMES = ("UNKN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF", "VOLATILE",
+              "CONST", "RESTRICT", "FUNC", "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG",
+              "TYPE_TAG", "ENUM64")
+
+# words after the 3-word header: fixed, and per vlen entry
+_FIXED = [3] * 32
+_PER = [0] * 32
+for _k, _n in ((INT, 1), (ARRAY, 3), (VAR, 1), (DECL_TAG, 1)):
+    _FIXED[_k] += _n
+for _k, _n in ((STRUCT, 3), (UNION, 3), (ENUM, 2), (FUNC_PROTO, 2), (DATASEC, 3), (ENUM64, 3)):
+    _PER[_k] = _n
+_HEADER = 24
+
+
+def _parse(data: bytes, what: str) -> tuple[array, bytes]:
+    """(type section words in native order, string section) of a raw BTF blob."""
+    if len(data) < _HEADER:
+        raise BTFError(f"{what}: BTF truncated at offset {len(data)}: a header needs {_HEADER} bytes")
+    magic = struct.unpack_from("<H", data, 0)[0]
+    if magic == 0xEB9F:
+        e = "<"
+    elif magic == 0x9FEB:
+        e = ">"
+    else:
+        raise BTFError(f"{what}: not BTF at offset 0: magic {magic:#06x}, expected 0xeb9f")
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIIII", data, 4)
+    tpos, spos = hdr_len + type_off, hdr_len + str_off
+    if type_len % 4 or tpos + type_len > len(data) or spos + str_len > len(data):
+        raise BTFError(f"{what}: BTF at offset 8: type section [{tpos}, {tpos + type_len}) or string "
+                       f"section [{spos}, {spos + str_len}) runs past the {len(data)} bytes")
+    words = array("I")
+    words.frombytes(data[tpos:tpos + type_len])
+    if (e == "<") != (sys.byteorder == "little"):
+        words.byteswap()
+    return words, bytes(data[spos:spos + str_len])
+
+
+class RawTypes:
+    """Every type record of a BTF (and of its base BTF for split BTF) as flat arrays.
+
+    Attributes:
+        words: the type sections (base first) as native-order 32-bit words.
+        offs: ``offs[id]`` is the word offset of type ``id`` in ``words`` (0 for void).
+        kinds: ``kinds[id]`` is the BTF kind number of type ``id`` (0 for void).
+        start_id: first id this BTF defines (1, or the base's last id + 1 for split BTF).
+        last_id: last type id.
+        ptr_size: pointer size in bytes (8 unless the BTF's ``long`` says 4).
+    """
+
+    __slots__ = ("words", "offs", "kinds", "strings", "start_id", "last_id", "ptr_size", "_names", "base")
+
+    def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
+        own_words, own_strings = _parse(data, what)
+        self.base = base
+        if base is None:
+            words, strings = own_words, own_strings
+            offs, kinds = array("I", [0]), bytearray(1)
+            first = 0
+        else:
+            words = array("I", base.words)
+            first = len(words)
+            words.extend(own_words)
+            strings = base.strings + own_strings
+            offs, kinds = array("I", base.offs), bytearray(base.kinds)
+        self.start_id = len(offs)
+        n = len(words)
+        pos = first
+        fixed, per = _FIXED, _PER
+        offs_append, kinds_append = offs.append, kinds.append
+        try:
+            while pos < n:
+                info = words[pos + 1]
+                kind = (info >> 24) & 0x1F
+                if not 0 < kind <= MAX_KIND:
+                    raise BTFError(f"{what}: BTF type [{len(offs)}] at type word {pos - first}: unknown kind {kind}")
+                offs_append(pos)
+                kinds_append(kind)
+                pos += fixed[kind] + (info & 0xFFFF) * per[kind]
+        except IndexError:
+            pos = n + 1
+        if pos != n:
+            raise BTFError(f"{what}: BTF truncated: the last type record runs past the type section's end")
+        self.words = words
+        self.offs = offs
+        self.kinds = kinds
+        self.strings = strings
+        self.last_id = len(offs) - 1
+        self._names: dict[int, str] = {}
+        self.ptr_size = base.ptr_size if base is not None else self._guess_ptr_size()
+
+    # -- access -----------------------------------------------------------------------------------
+    def string(self, offset: int) -> str:
+        """The NUL-terminated string at ``offset`` of the (concatenated) string section."""
+        s = self._names.get(offset)
+        if s is None:
+            strings = self.strings
+            end = strings.find(b"\0", offset)
+            if end < 0 or offset >= len(strings):
+                raise BTFError(f"BTF string offset {offset} is past the end of the string section")
+            s = strings[offset:end].decode("utf-8", "replace")
+            self._names[offset] = s
+        return s
+
+    def name(self, type_id: int) -> str:
+        """Name of type ``type_id`` ('' for anonymous types and void)."""
+        if type_id == 0:
+            return ""
+        off = self.words[self.offs[type_id]]
+        return self.string(off) if off else ""
+
+    def vlen(self, type_id: int) -> int:
+        """Number of members/values/parameters/variables of ``type_id``."""
+        return self.words[self.offs[type_id] + 1] & 0xFFFF
+
+    def kflag(self, type_id: int) -> bool:
+        """The kind_flag bit of ``type_id``."""
+        return bool(self.words[self.offs[type_id] + 1] >> 31)
+
+    def size_or_type(self, type_id: int) -> int:
+        """The third header word: a size (INT, STRUCT, ENUM...) or a referenced type id."""
+        return self.words[self.offs[type_id] + 2]
+
+    def ids_named(self, *names: str) -> dict[str, list[int]]:
+        """Ids of the types called exactly each of ``names`` (one scan of every type)."""
+        strings = self.strings
+        wanted: dict[int, str] = {}
+        for name in names:
+            pat = b"\0" + name.encode() + b"\0"
+            i = strings.find(pat)
+            while i >= 0:
+                wanted[i + 1] = name
+                i = strings.find(pat, i + 1)
+        found: dict[str, list[int]] = {name: [] for name in names}
+        if wanted:
+            words, offs = self.words, self.offs
+            for tid in range(1, self.last_id + 1):
+                name = wanted.get(words[offs[tid]])
+                if name is not None:
+                    found[name].append(tid)
+        return found
+
+    def ids_of_kind(self, kind: int) -> list[int]:
+        """Every id of ``kind`` (fast for rare kinds: a byte search of the kind table)."""
+        out = []
+        kinds = self.kinds
+        i = kinds.find(kind, 1)
+        while i >= 0:
+            out.append(i)
+            i = kinds.find(kind, i + 1)
+        return out
+
+    def _guess_ptr_size(self) -> int:
+        """The size of ``long`` (what libbpf calls the BTF's pointer size), 8 if absent."""
+        for tid in self.ids_of_kind(INT):
+            if self.name(tid) in ("long int", "long unsigned int", "long", "unsigned long") \
+                    and self.size_or_type(tid) in (4, 8):
+                return self.size_or_type(tid)
+        return 8
+
+    def __len__(self) -> int:
+        return self.last_id
