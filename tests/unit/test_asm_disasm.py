@@ -68,9 +68,14 @@ def test_kernel_printer_syntax(insn, current, legacy):
 
 
 def test_dialect_for_bpftool_versions():
-    assert Dialect.for_bpftool("7.1.0") is Dialect.LEGACY
-    assert Dialect.for_bpftool("v7.2.0") is Dialect.LEGACY
-    assert Dialect.for_bpftool("7.3.0") is Dialect.CURRENT and Dialect.for_bpftool("junk") is Dialect.CURRENT
+    assert Dialect.for_bpftool("7.1.0") == Dialect.LEGACY
+    assert Dialect.for_bpftool("v7.2.0") == Dialect.LEGACY
+    assert Dialect.for_bpftool("7.7.0") == Dialect.CURRENT and Dialect.for_bpftool("junk") == Dialect.CURRENT
+    v73 = Dialect.for_bpftool("7.3.0")
+    assert v73.isa_v4 and not v73.arena_may_goto and not v73.percpu_mov
+    assert format_insn(b.may_goto(1), dialect=v73) == "(e5) if r0 (null) 0x0 goto pc+1"
+    assert format_insn(b.gotol(1), dialect=v73) == "(06) gotol pc+1"
+    assert format_insn(b.load_acquire(Size.W, b.R0, b.R1), dialect=Dialect.for_bpftool("7.5.1")) == "BUG_c3"
 
 
 def test_helper_names_come_from_the_generated_enum():

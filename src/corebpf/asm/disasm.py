@@ -4,17 +4,18 @@
 (``(b7) r1 = 0``); :func:`disassemble` renders a program listing with bpftool's numbering,
 function headers and ``; source line`` comments, naming rewritten calls through kernel symbols.
 
-Two dialects exist because the kernel's printer grew with the ISA: ``Dialect.CURRENT`` knows
-sdiv/smod, movsx, ld sign-extend, bswap, gotol, may_goto, load-acquire/store-release (bpftool
-7.3 and later); ``Dialect.LEGACY`` prints what bpftool 7.1/7.2 print for the same bytes, where
-newer instructions come out as their base operation or ``BUG_...``.
+The kernel's printer grew with the ISA, and bpftool ships a copy of it, so the text depends on
+the bpftool release: :class:`Dialect` says which forms the printer knows. ``Dialect.CURRENT``
+knows them all (sdiv/smod, movsx, sign-extending loads, bswap, gotol, may_goto, per-CPU moves,
+load-acquire/store-release, gotox); ``Dialect.LEGACY`` prints what bpftool 7.1/7.2 print, where
+newer instructions come out as their base operation or ``BUG_...``; ``Dialect.for_bpftool``
+gives any release's set.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Callable, ClassVar, Optional, Protocol, Sequence
 
 from .._sys._generated import HelperId
 from .codec import decode_indexed
@@ -26,20 +27,42 @@ from .opcodes import (
 )
 
 
-class Dialect(enum.Enum):
-    """Which generation of the kernel's instruction printer to imitate."""
+@dataclass(frozen=True)
+class Dialect:
+    """Which forms the imitated printer knows: each flag is a step in the kernel printer's history.
 
-    CURRENT = "current"
-    LEGACY = "legacy"
+    ``Dialect.CURRENT`` knows everything; ``Dialect.LEGACY`` is bpftool 7.1/7.2 (kernel 6.1/6.2
+    printer); :meth:`for_bpftool` picks the exact set of a bpftool release.
+    """
+
+    isa_v4: bool = True
+    """sdiv/smod, movsx, sign-extending loads, ALU64 bswap, gotol (bpftool 7.3)."""
+    arena_may_goto: bool = True
+    """addr_space_cast and may_goto (bpftool 7.4)."""
+    percpu_mov: bool = True
+    """the kernel-internal per-CPU address move; unsigned ``%4u`` line numbers (bpftool 7.5)."""
+    acquire_release: bool = True
+    """load_acquire / store_release (bpftool 7.6)."""
+    gotox: bool = True
+    """indirect jumps (bpftool 7.7)."""
+
+    CURRENT: ClassVar["Dialect"]
+    LEGACY: ClassVar["Dialect"]
 
     @classmethod
     def for_bpftool(cls, version: str) -> "Dialect":
-        """The dialect a given bpftool version prints (``"7.1.0"`` -> LEGACY)."""
+        """The dialect a given bpftool release prints (``"7.1.0"`` -> ``Dialect.LEGACY``)."""
         try:
             major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
         except ValueError:
             return cls.CURRENT
-        return cls.LEGACY if (major, minor) < (7, 3) else cls.CURRENT
+        v = (major, minor)
+        return cls(isa_v4=v >= (7, 3), arena_may_goto=v >= (7, 4), percpu_mov=v >= (7, 5),
+                   acquire_release=v >= (7, 6), gotox=v >= (7, 7))
+
+
+Dialect.CURRENT = Dialect()
+Dialect.LEGACY = Dialect(isa_v4=False, arena_may_goto=False, percpu_mov=False, acquire_release=False, gotox=False)
 
 
 _ALU_STR = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=", AluOp.OR: "|=",
@@ -76,11 +99,10 @@ def format_insn(insn: Instruction, *, call_namer: Optional[CallNamer] = None,
     """One instruction in the kernel's printer syntax, e.g. ``(07) r1 += -8`` (no line number)."""
     code = insn.opcode
     cls = code & CLASS_MASK
-    legacy = dialect is Dialect.LEGACY
     if cls in (InsnClass.ALU, InsnClass.ALU64):
-        return _format_alu(insn, cls, legacy)
+        return _format_alu(insn, cls, dialect)
     if cls == InsnClass.STX:
-        return _format_stx(insn, legacy)
+        return _format_stx(insn, dialect)
     size = _SIZE_STR[code & SIZE_MASK]
     mode = code & MODE_MASK
     if cls == InsnClass.ST:
@@ -90,7 +112,7 @@ def format_insn(insn: Instruction, *, call_namer: Optional[CallNamer] = None,
             return f"({code:02x}) nospec"
         return f"BUG_st_{code:02x}"
     if cls == InsnClass.LDX:
-        if mode == Mode.MEM or (mode == Mode.MEMSX and not legacy):
+        if mode == Mode.MEM or (mode == Mode.MEMSX and dialect.isa_v4):
             width = size if mode == Mode.MEM else _SIZE_SX_STR[code & SIZE_MASK]
             return f"({code:02x}) r{insn.dst} = *({width} *)(r{insn.src} {insn.off:+d})"
         return f"BUG_ldx_{code:02x}"
@@ -105,37 +127,39 @@ def format_insn(insn: Instruction, *, call_namer: Optional[CallNamer] = None,
                 text = f"0x{insn.imm:x}"
             return f"({code:02x}) r{insn.dst} = {text}"
         return f"BUG_ld_{code:02x}"
-    return _format_jmp(insn, cls, legacy, call_namer)
+    return _format_jmp(insn, cls, dialect, call_namer)
 
 
-def _format_alu(insn: Instruction, cls: int, legacy: bool) -> str:
+def _format_alu(insn: Instruction, cls: int, dialect: Dialect) -> str:
     code = insn.opcode
     op = code & OP_MASK
     reg = "w" if cls == InsnClass.ALU else "r"
     if op == AluOp.END:
         if cls == InsnClass.ALU64:
-            return f"BUG_alu64_{code:02x}" if legacy else f"({code:02x}) r{insn.dst} = bswap{insn.imm} r{insn.dst}"
+            if not dialect.isa_v4:
+                return f"BUG_alu64_{code:02x}"
+            return f"({code:02x}) r{insn.dst} = bswap{insn.imm} r{insn.dst}"
         order = "be" if code & SOURCE_MASK else "le"
         return f"({code:02x}) r{insn.dst} = {order}{insn.imm} r{insn.dst}"
     if op == AluOp.NEG:
         return f"({code:02x}) {reg}{insn.dst} = -{reg}{insn.dst}"
     mov_x64 = code == InsnClass.ALU64 | AluOp.MOV | Source.X
-    if not legacy and mov_x64 and insn.off == ADDR_SPACE_CAST:
+    if dialect.arena_may_goto and mov_x64 and insn.off == ADDR_SPACE_CAST:
         imm = insn.imm & 0xFFFFFFFF
         return f"({code:02x}) r{insn.dst} = addr_space_cast(r{insn.src}, {imm >> 16}, {imm & 0xFFFF})"
-    if not legacy and mov_x64 and insn.off == ADDR_PERCPU:
+    if dialect.percpu_mov and mov_x64 and insn.off == ADDR_PERCPU:
         return f"({code:02x}) r{insn.dst} = &(void __percpu *)(r{insn.src})"
-    if not legacy and op in (AluOp.DIV, AluOp.MOD) and insn.off == 1:
+    if dialect.isa_v4 and op in (AluOp.DIV, AluOp.MOD) and insn.off == 1:
         sym = _ALU_SIGNED_STR[AluOp(op)]
     else:
         sym = _ALU_STR.get(op, _NULL)  # type: ignore[call-overload]
     if code & SOURCE_MASK:
-        cast = _MOVSX_STR.get(insn.off, "") if not legacy and op == AluOp.MOV else ""
+        cast = _MOVSX_STR.get(insn.off, "") if dialect.isa_v4 and op == AluOp.MOV else ""
         return f"({code:02x}) {reg}{insn.dst} {sym} {cast}{reg}{insn.src}"
     return f"({code:02x}) {reg}{insn.dst} {sym} {insn.imm}"
 
 
-def _format_stx(insn: Instruction, legacy: bool) -> str:
+def _format_stx(insn: Instruction, dialect: Dialect) -> str:
     code = insn.opcode
     mode = code & MODE_MASK
     size = _SIZE_STR[code & SIZE_MASK]
@@ -155,14 +179,14 @@ def _format_stx(insn: Instruction, legacy: bool) -> str:
         return f"({code:02x}) r0 = atomic{bits}_cmpxchg(({size} *)({where}), r0, r{insn.src})"
     if imm == AtomicOp.XCHG:
         return f"({code:02x}) r{insn.src} = atomic{bits}_xchg(({size} *)({where}), r{insn.src})"
-    if not legacy and imm == AtomicOp.LOAD_ACQ:
+    if dialect.acquire_release and imm == AtomicOp.LOAD_ACQ:
         return f"({code:02x}) r{insn.dst} = load_acquire(({size} *)(r{insn.src} {insn.off:+d}))"
-    if not legacy and imm == AtomicOp.STORE_REL:
+    if dialect.acquire_release and imm == AtomicOp.STORE_REL:
         return f"({code:02x}) store_release(({size} *)({where}), r{insn.src})"
     return f"BUG_{code:02x}"
 
 
-def _format_jmp(insn: Instruction, cls: int, legacy: bool, call_namer: Optional[CallNamer]) -> str:
+def _format_jmp(insn: Instruction, cls: int, dialect: Dialect, call_namer: Optional[CallNamer]) -> str:
     code = insn.opcode
     op = code & OP_MASK
     if op == JumpOp.CALL:
@@ -172,13 +196,12 @@ def _format_jmp(insn: Instruction, cls: int, legacy: bool, call_namer: Optional[
         return f"({code:02x}) call {name}#{insn.imm}"
     if code == InsnClass.JMP | JumpOp.JA:
         return f"({code:02x}) goto pc{insn.off:+d}"
-    if not legacy:
-        if code == InsnClass.JMP | JumpOp.JA | Source.X:
-            return f"({code:02x}) gotox r{insn.dst}"
-        if code == InsnClass.JMP | JumpOp.JCOND and insn.src == 0:
-            return f"({code:02x}) may_goto pc{insn.off:+d}"
-        if code == InsnClass.JMP32 | JumpOp.JA:
-            return f"({code:02x}) gotol pc{insn.imm:+d}"
+    if dialect.gotox and code == InsnClass.JMP | JumpOp.JA | Source.X:
+        return f"({code:02x}) gotox r{insn.dst}"
+    if dialect.arena_may_goto and code == InsnClass.JMP | JumpOp.JCOND and insn.src == 0:
+        return f"({code:02x}) may_goto pc{insn.off:+d}"
+    if dialect.isa_v4 and code == InsnClass.JMP32 | JumpOp.JA:
+        return f"({code:02x}) gotol pc{insn.imm:+d}"
     if code == InsnClass.JMP | JumpOp.EXIT:
         return f"({code:02x}) exit"
     reg = "w" if cls == InsnClass.JMP32 else "r"
@@ -320,7 +343,7 @@ def disassemble(insns: Sequence[Instruction] | bytes | bytearray | memoryview, *
     if xlated:
         call_namer = call_namer or kernel_call_namer(kallsyms, jited_ksyms)
         imm_namer = imm_namer or xlated_imm_namer
-    width = "% 4d: " if dialect is Dialect.LEGACY else "%4d: "
+    width = "%4d: " if dialect.percpu_mov else "% 4d: "  # both changed in bpftool 7.5
     out: list[str] = []
     funcs = list(func_info) if btf is not None else []
     lines = list(line_info) if btf is not None else []
