@@ -176,11 +176,12 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
-    vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
     workers = threads or min(8, (os.cpu_count() or 2) + 2)
     with ThreadPoolExecutor(workers) as pool:
-        # attach probes mostly sleep in the kernel: start them first so they overlap everything else
+        # attach probes mostly sleep in the kernel (RCU grace periods): start them first so they
+        # overlap the BTF scan and everything else; those needing a BTF target wait for the scan
         attach_f = {n: pool.submit(attach_method, n) for n in ATTACH_PROBES}
+        vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
         progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
         helper_f = {n: pool.submit(helpers, n) for n in progs} if with_helpers else {}
         maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC}

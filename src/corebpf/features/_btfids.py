@@ -8,6 +8,7 @@ need), which keeps it fast enough for a cold doctor run. The full BTF reader is 
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -55,25 +56,26 @@ def find_types(data: bytes, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str
         return found
     words = memoryview(data)[t0:t0 + type_len].cast("I")
     n = len(words)
-    extra = _EXTRA
+    steps: dict[int, int] = {}  # info word -> record length in words (few distinct values: cache them)
     i, type_id = 0, 1
     try:
         while i < n:
             info = words[i + 1]
-            kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
-            hit = by_off.get(words[i])
-            if hit is not None:
-                for name, want_kind in hit:
+            step = steps.get(info)
+            if step is None:
+                fixed, per = _EXTRA.get((info >> 24) & 0x1F, (0, 0))
+                step = steps[info] = 3 + fixed + per * (info & 0xFFFF)
+            if words[i] in by_off:
+                kind = (info >> 24) & 0x1F
+                for name, want_kind in by_off[words[i]]:
                     if kind == want_kind and (name, kind) not in found:
                         members: tuple[str, ...] = ()
                         if kind in (KIND_STRUCT, KIND_UNION):
-                            members = tuple(_name(strings, words[i + 3 + 3 * k]) for k in range(vlen))
+                            members = tuple(_name(strings, words[i + 3 + 3 * k]) for k in range(info & 0xFFFF))
                         found[(name, kind)] = BTFType(type_id, kind, words[i + 2], members)
                 if len(found) == total:
                     break
-            fixed, per = extra.get(kind, (0, 0))
-            i += 3 + fixed + per * vlen
+            i += step
             type_id += 1
         else:
             if i != n:
@@ -89,11 +91,18 @@ def _name(strings: bytes, off: int) -> str:
 
 
 _cache: dict[tuple[str, int], Optional[BTFType]] = {}
+_scan_lock = threading.Lock()  # probes run on threads: one scan at a time, the others wait for its result
 
 
 def vmlinux_types(wanted: Iterable[tuple[str, int]], path: str = "/sys/kernel/btf/vmlinux") -> dict[tuple[str, int], Optional[BTFType]]:
     """Look ``wanted`` up in the kernel's BTF, caching per process; unreadable BTF gives None values."""
     wanted = list(wanted)
+    with _scan_lock:
+        _scan(wanted, path)
+        return {w: _cache[w] for w in wanted}
+
+
+def _scan(wanted: list[tuple[str, int]], path: str) -> None:
     missing = [w for w in wanted if w not in _cache]
     if missing:
         try:
@@ -104,4 +113,3 @@ def vmlinux_types(wanted: Iterable[tuple[str, int]], path: str = "/sys/kernel/bt
             found = {}
         for w in missing:
             _cache[w] = found.get(w)
-    return {w: _cache[w] for w in wanted}

@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import errno as _errno
 import os
-import tempfile
 from typing import Callable, Iterator, Optional
 
 from ..errors import BPFError
@@ -91,6 +90,8 @@ def _perf_open(attr: g.PerfEventAttr, name: str, pid: int = -1, cpu: int = 0) ->
 @contextlib.contextmanager
 def _scratch_file() -> Iterator[str]:
     """A private file with a 'function' at offset 0 for uprobe probes (no process maps it)."""
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix="corebpf-uprobe-")
     try:
         os.write(fd, b"\x90" * 4096)  # nops: a valid instruction at offset 0

@@ -208,7 +208,7 @@ def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = Fa
     started = datetime.now(timezone.utc)
     facts = node_mod.facts(mount=mount)
     bpf = bpf_syscall_state()
-    # the inventory goes first so the probes' own short-lived objects are never counted
+    # the inventory is taken before any probe so the probes' own short-lived objects are never counted
     inv = inventory_summary() if inventory else None
     report = None
     probe_error = None
