@@ -1,0 +1,221 @@
+"""``ObjectSpec``: an ELF BPF object parsed into editable specs, in libbpf's open order.
+
+Open order (libbpf's ``bpf_object__open``): ELF sections and symbols, ``.BTF``/``.BTF.ext``, externs,
+maps (``.maps``, legacy ``maps``, global data, ``.kconfig``), programs, then relocations. Nothing
+here touches the kernel; :meth:`ObjectSpec.load` hands the spec to :mod:`corebpf.loader`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ..errors import BTFError, CoreBPFError, ELFError
+from .externs import collect_externs, kconfig_map
+from .maps import data_maps, parse_btf_maps, parse_legacy_maps
+from .programs import attach_ext_info, split_functions
+from .reader import ELFFile
+from .relocations import collect_map_initialisers, collect_relocations
+from .specs import ExternSpec, MapSpec, ProgramSpec, VariableSpec, Variables
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..btf import BTF
+    from ..btf.ext import BTFExt
+    from ..loader.object import Object
+
+__all__ = ["ObjectSpec", "MissingLicenseWarning"]
+
+
+class MissingLicenseWarning(UserWarning):
+    """The object has no ``license`` section: GPL-only helpers will be refused by the verifier."""
+
+
+@dataclass
+class ObjectSpec:
+    """Everything an object defines, before load. Edit freely, then :meth:`load`.
+
+    ``programs`` are the entry programs by name, ``subprograms`` the ``.text`` functions, ``maps`` every
+    map (BTF, legacy, global data as ``.data``/``.rodata``/``.bss``/``.kconfig``), ``variables`` the
+    global variables (``spec.variables["x"] = 1`` sets the initial value through its BTF type),
+    ``externs`` the ``__kconfig``/``__ksym`` externs by name.
+    """
+
+    name: str
+    source: str
+    license: str
+    kern_version: int
+    programs: dict[str, ProgramSpec]
+    subprograms: dict[str, ProgramSpec]
+    maps: dict[str, MapSpec]
+    externs: dict[str, ExternSpec]
+    btf: Optional["BTF"] = None
+    btf_ext: Optional["BTFExt"] = None
+    variable_specs: dict[str, VariableSpec] = field(default_factory=dict)
+    btf_raw: bytes = b""
+
+    # ---- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: "str | os.PathLike[str]") -> "ObjectSpec":
+        """Parse the object at ``path`` (raises :class:`ELFError`/:class:`BTFError` for bad input)."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ELFError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        return cls.from_bytes(data, name=_object_name(p.name), source=str(p))
+
+    @classmethod
+    def from_bytes(cls, data: "bytes | bytearray | memoryview", *, name: str = "", source: str = "<bytes>") -> "ObjectSpec":
+        """Parse an object from memory. ``name`` (default: from ``source``) prefixes global data map names
+        as libbpf does (``<name>.rodata``)."""
+        try:
+            return _parse(bytes(data), name or _object_name(os.path.basename(source)), source)
+        except (ELFError, BTFError):
+            raise
+        except CoreBPFError as exc:
+            raise ELFError(f"{source}: {exc}") from None
+        except (struct.error, IndexError, KeyError, ValueError, TypeError, UnicodeDecodeError, RecursionError,
+                OverflowError, AttributeError) as exc:
+            # a malformed object must never escape as a raw Python error
+            raise ELFError(f"{source}: malformed object ({type(exc).__name__}: {exc})") from None
+
+    # ---- editing -------------------------------------------------------------------------------
+
+    @property
+    def variables(self) -> Variables:
+        """Global variables by name (read/write initial values, encoded through their BTF types)."""
+
+        def buffers(map_name: str):
+            buf = self.maps[map_name].data
+            assert buf is not None
+
+            def read(off: int, size: int) -> bytes:
+                return bytes(buf[off:off + size])
+
+            def write(off: int, raw: bytes) -> None:
+                if map_name == ".kconfig":
+                    raise TypeError("kconfig externs are filled from the kernel's config at load")
+                buf[off:off + len(raw)] = raw
+
+            return read, write
+
+        return Variables(self.variable_specs, buffers)
+
+    def copy(self) -> "ObjectSpec":
+        """A deep copy (the BTF objects are shared: they are read-only)."""
+        import copy
+
+        memo = {}
+        if self.btf is not None:
+            memo[id(self.btf)] = self.btf
+        if self.btf_ext is not None:
+            memo[id(self.btf_ext)] = self.btf_ext
+        for v in self.variable_specs.values():
+            if v.type is not None:
+                memo[id(v.type)] = v.type
+        return copy.deepcopy(self, memo)
+
+    # ---- loading ----------------------------------------------------------------------------
+
+    def load(self, btf: Any = None, pin_root: "str | os.PathLike[str] | None" = None, **options: Any) -> "Object":
+        """Load into the kernel (see :func:`corebpf.load` for the options)."""
+        from ..loader import load_spec
+
+        return load_spec(self, btf=btf, pin_root=pin_root, **options)
+
+    def __repr__(self) -> str:
+        return (f"<ObjectSpec {self.name!r} programs={list(self.programs)} maps={list(self.maps)} "
+                f"license={self.license!r}>")
+
+
+def _object_name(filename: str) -> str:
+    """libbpf's object name: the file's base name up to the first dot."""
+    return filename.split(".", 1)[0] or "obj"
+
+
+def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
+    elf = ELFFile(data, source)
+
+    license_sec = elf.section("license")
+    if license_sec is None or not license_sec.data:
+        warnings.warn(f"{source}: no 'license' section (char LICENSE[] SEC(\"license\") = \"GPL\"): programs load "
+                      f"as non-GPL and the verifier refuses GPL-only helpers (bpf_probe_read*, bpf_trace_printk...)",
+                      MissingLicenseWarning, stacklevel=3)
+        license = ""
+    else:
+        license = license_sec.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    kern_version = 0
+    ver = elf.section("version")
+    if ver is not None:
+        if len(ver.data) != 4:
+            raise ELFError(f"{source}: 'version' section is {len(ver.data)} bytes, expected 4")
+        kern_version = struct.unpack("<I", ver.data)[0]
+
+    btf = btf_ext = None
+    btf_raw = b""
+    btf_sec = elf.section(".BTF")
+    if btf_sec is not None:
+        from ..btf import BTF
+
+        btf_raw = btf_sec.data
+        btf = BTF.from_bytes(btf_raw, name=name)
+        btf.source = source
+        _check_btf(btf)
+        ext_sec = elf.section(".BTF.ext")
+        if ext_sec is not None:
+            from ..btf.ext import parse_btf_ext
+
+            btf_ext = parse_btf_ext(ext_sec.data, btf)
+
+    externs = collect_externs(elf, btf)
+
+    maps: list[MapSpec] = []
+    values_at: dict[str, int] = {}
+    legacy = elf.section("maps")
+    if legacy is not None and legacy.size:
+        maps += parse_legacy_maps(elf, legacy)
+    btf_maps = elf.section(".maps")
+    if btf_maps is not None and btf_maps.size:
+        found, values_at = parse_btf_maps(elf, btf, btf_maps)
+        maps += found
+    dmaps, variables = data_maps(elf, btf)
+    maps += dmaps
+    kmap, kvars = kconfig_map(externs, btf)
+    if kmap is not None:
+        maps.append(kmap)
+        variables.update(kvars)
+    names: dict[str, MapSpec] = {}
+    for m in maps:
+        if m.name in names:
+            raise ELFError(f"{source}: two maps named {m.name!r}")
+        names[m.name] = m
+
+    funcs = split_functions(elf)
+    if btf_ext is not None:
+        attach_ext_info(funcs, btf_ext)
+    collect_relocations(elf, funcs, maps, externs)
+    collect_map_initialisers(elf, maps, values_at, funcs)
+
+    programs: dict[str, ProgramSpec] = {}
+    subprograms: dict[str, ProgramSpec] = {}
+    for f in funcs:
+        table = subprograms if f.is_subprog else programs
+        if f.name in table:
+            raise ELFError(f"{source}: two functions named {f.name!r}")
+        table[f.name] = f
+    return ObjectSpec(name=name, source=source, license=license, kern_version=kern_version, programs=programs,
+                      subprograms=subprograms, maps=names, externs={e.name: e for e in externs.values()}, btf=btf,
+                      btf_ext=btf_ext, variable_specs=variables, btf_raw=btf_raw)
+
+
+def _check_btf(btf: "BTF") -> None:
+    """Decode every type once so corrupt BTF fails now (as BTFError) rather than at load."""
+    for t in btf:
+        _ = t.name
+
+
