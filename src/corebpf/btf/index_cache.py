@@ -62,8 +62,9 @@ def cache_dir() -> Path:
 def _sample_offsets(size: int) -> list[int]:
     if size <= _SAMPLES * _SAMPLE_SIZE:
         return [0]
-    step = (size - _SAMPLE_SIZE) // (_SAMPLES - 1)
-    return [i * step for i in range(_SAMPLES)]
+    # evenly spread, the first at 0 (the header) and the last ending exactly at the end of the file
+    span = size - _SAMPLE_SIZE
+    return [i * span // (_SAMPLES - 1) for i in range(_SAMPLES)]
 
 
 def _digest_blocks(read, size: int) -> bytes:
@@ -130,7 +131,7 @@ def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[m
             return None
         tail = len(mm) - _HEAD.size
         magic, version, _flags, ekey, data_len, n, n_odd, csum, data_off, arr_off = _HEAD.unpack_from(mm, tail)
-        if magic != _MAGIC or version != _VERSION or ekey != key or data_len != size or data_off != 0:
+        if magic != _MAGIC or version != _VERSION or _flags or ekey != key or data_len != size or data_off:
             return None
         if data_len > arr_off or arr_off % 4 or arr_off + 4 * (3 * n + n_odd) != tail:
             return None
