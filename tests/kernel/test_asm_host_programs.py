@@ -21,6 +21,7 @@ def test_every_loaded_program_matches_bpftool():
         for prog_id in ops.iter_ids("prog"):
             try:
                 prog = read_xlated_by_id(prog_id)
+                # symbols read after the program exists, so its JITed functions are named
                 listing = dump_xlated(prog, dialect=dialect, kallsyms=KernelSymbols.load())
                 theirs = bpftool_dump_xlated(prog_id)
             except (BPFNotFoundError, RuntimeError):

@@ -28,9 +28,9 @@ def test_corpus_is_not_empty():
 def test_xlated_matches_bpftool(obj, dialect):
     with loaded_object(obj) as progs:
         assert progs, f"bpftool loaded no program from {obj.name}"
+        kallsyms = KernelSymbols.load()  # after the load: the JITed subprograms' symbols are there
         for name, prog_id in progs.items():
-            # kallsyms after the load: the JITed subprograms' symbols must be there
-            ours = dump_xlated(prog_id, dialect=dialect, kallsyms=KernelSymbols.load())
+            ours = dump_xlated(prog_id, dialect=dialect, kallsyms=kallsyms)
             theirs = bpftool_dump_xlated(prog_id)
             assert ours == theirs, f"{obj.name}:{name} differs from bpftool"
             assert any(line.endswith("exit") for line in ours)
@@ -39,11 +39,12 @@ def test_xlated_matches_bpftool(obj, dialect):
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_xlated_opcodes_and_linum_match_bpftool(obj, dialect):
     with loaded_object(obj) as progs:
+        kallsyms = KernelSymbols.load()
         for name, prog_id in progs.items():
             # bpftool 7.1 takes one of the two options per call
-            ours = dump_xlated(prog_id, dialect=dialect, opcodes=True)
+            ours = dump_xlated(prog_id, dialect=dialect, kallsyms=kallsyms, opcodes=True)
             assert ours == bpftool_dump_xlated(prog_id, "opcodes"), f"{obj.name}:{name} (opcodes)"
-            ours = dump_xlated(prog_id, dialect=dialect, linum=True)
+            ours = dump_xlated(prog_id, dialect=dialect, kallsyms=kallsyms, linum=True)
             assert ours == bpftool_dump_xlated(prog_id, "linum"), f"{obj.name}:{name} (linum)"
 
 
