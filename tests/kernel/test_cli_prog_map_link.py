@@ -173,7 +173,7 @@ def test_prog_dump_equals_bpftool_dump_xlated(pin_dir: Path) -> None:
     if not shutil.which("bpftool"):
         pytest.skip("needs bpftool")
     version = subprocess.run(["bpftool", "version"], capture_output=True, text=True).stdout.split()[1]
-    dialect = "legacy" if tuple(int(x) for x in version.lstrip("v").split(".")[:2]) < (7, 3) else "current"
+    dialect = version.lstrip("v")  # print exactly as the installed bpftool release does
     compared = 0
     for name in CORPUS_OBJECTS:
         obj = CORPUS / f"{name}.bpf.o"
@@ -220,3 +220,25 @@ def test_every_command_on_every_object_of_the_host(objects: dict[str, int]) -> N
             assert res.stderr.startswith("corebpf: error:"), (args, res.stderr)
         elif "--json" in args:
             assert json.loads(res.stdout)["id"] == int(args[2])
+
+
+def test_objects_named_by_pin(objects: dict[str, int], pin_dir: Path) -> None:
+    from corebpf._sys import ops as _ops
+    for kind in ("prog", "map", "link"):
+        with _ops.get_fd_by_id(kind, objects[kind]) as fd:
+            _ops.obj_pin(int(fd), str(pin_dir / kind))
+        res = run(kind, "show", "--pinned", str(pin_dir / kind), "--json")
+        assert res.exit_code == 0 and json.loads(res.stdout)["id"] == objects[kind]
+        assert json.loads(res.stdout)["pins"] == [str(pin_dir / kind)]
+    assert json.loads(run("map", "dump", "--pinned", str(pin_dir / "map"), "--json").stdout)[0]["key"][0] == "0x07"
+    assert run("prog", "dump", "--pinned", str(pin_dir / "prog")).stdout.strip().endswith("exit")
+    wrong = CliRunner().invoke(cli, ["map", "show", "--pinned", str(pin_dir / "prog")])
+    assert wrong.exit_code == 1 and "pins a program, not a map" in wrong.stderr
+    missing = CliRunner().invoke(cli, ["prog", "show", "--pinned", str(pin_dir / "nothing")])
+    assert missing.exit_code == 1 and "nothing pinned at" in missing.stderr
+    both = CliRunner().invoke(cli, ["prog", "show", "1", "--pinned", str(pin_dir / "prog")])
+    assert both.exit_code == 2
+    assert CliRunner().invoke(cli, ["prog", "dump"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["prog", "dump", str(objects["prog"]), "--dialect", "bogus"]).exit_code == 2
+    for dialect in ("current", "legacy", "7.1.0", "v7.5"):
+        assert run("prog", "dump", str(objects["prog"]), "--dialect", dialect).stdout.strip().endswith("exit")

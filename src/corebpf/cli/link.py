@@ -8,7 +8,7 @@ import click
 
 from ..errors import BPFNotFoundError
 from ._output import Column, emit, fail, json_option, to_jsonable
-from .prog import owners_text
+from .prog import id_from_pin, owners_text, pinned_option
 
 LINK_COLUMNS: list[Column] = [
     ("ID", "id"), ("TYPE", "type"), ("PROG", "prog_id"), ("ATTACH", lambda lk: lk.attach.target),
@@ -40,11 +40,13 @@ def list_(as_json: bool) -> None:
 
 @link.command("show")
 @click.argument("link_id", type=click.IntRange(min=1), required=False)
+@pinned_option("link")
 @json_option
-def show(link_id: Optional[int], as_json: bool) -> None:
+def show(link_id: Optional[int], pinned: Optional[str], as_json: bool) -> None:
     """One link in detail (every link when LINK_ID is left out)."""
     from .. import inventory
 
+    link_id = id_from_pin("link", link_id, pinned)
     if link_id is None:
         records = inventory.links()
         emit(records, as_json=as_json, columns=LINK_COLUMNS, json_data=[link_json(r) for r in records])

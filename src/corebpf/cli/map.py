@@ -8,7 +8,7 @@ import click
 
 from ..errors import BPFNotFoundError, BPFNotSupportedError
 from ._output import Column, echo_json, emit, fail, json_option
-from .prog import owners_text
+from .prog import id_from_pin, owners_text, pinned_option
 
 MAP_COLUMNS: list[Column] = [
     ("ID", "id"), ("TYPE", "type"), ("NAME", "name"), ("KEY", "key_size"), ("VALUE", "value_size"),
@@ -53,11 +53,13 @@ def list_(as_json: bool) -> None:
 
 @map_group.command("show")
 @click.argument("map_id", type=click.IntRange(min=1), required=False)
+@pinned_option("map")
 @json_option
-def show(map_id: Optional[int], as_json: bool) -> None:
+def show(map_id: Optional[int], pinned: Optional[str], as_json: bool) -> None:
     """One map in detail (every map when MAP_ID is left out)."""
     from .. import inventory
 
+    map_id = id_from_pin("map", map_id, pinned)
     if map_id is None:
         emit(inventory.maps(), as_json=as_json, columns=MAP_COLUMNS)
         return
@@ -69,13 +71,17 @@ def show(map_id: Optional[int], as_json: bool) -> None:
 
 
 @map_group.command("dump")
-@click.argument("map_id", type=click.IntRange(min=1))
+@click.argument("map_id", type=click.IntRange(min=1), required=False)
+@pinned_option("map")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many entries.")
 @json_option
-def dump(map_id: int, limit: Optional[int], as_json: bool) -> None:
+def dump(map_id: Optional[int], pinned: Optional[str], limit: Optional[int], as_json: bool) -> None:
     """Every key and value of a map as hex bytes (per-CPU maps: one value per CPU)."""
     from ..inventory.dump import dump_map
 
+    map_id = id_from_pin("map", map_id, pinned)
+    if map_id is None:
+        raise click.UsageError("give a map id or --pinned PATH")
     try:
         record, entries = dump_map(map_id, limit)
     except BPFNotFoundError:

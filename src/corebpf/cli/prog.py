@@ -40,6 +40,31 @@ PROG_FIELDS: list[Column] = [
 ]
 
 
+_KIND_WORDS = {"prog": "program", "map": "map", "link": "link"}
+
+
+def pinned_option(kind: str):  # type: ignore[no-untyped-def]
+    """``--pinned PATH``: name the object by its bpffs pin instead of its id."""
+    return click.option("--pinned", type=click.Path(dir_okay=False), default=None,
+                        help=f"The {_KIND_WORDS[kind]} pinned at this bpffs path (instead of an id).")
+
+
+def id_from_pin(kind: str, obj_id: Optional[int], pinned: Optional[str]) -> Optional[int]:
+    """The id named on the command line: ``obj_id``, or that of the object pinned at ``pinned``."""
+    if pinned is None:
+        return obj_id
+    if obj_id is not None:
+        raise click.UsageError("give an id or --pinned, not both")
+    from ..inventory import pinned_object
+
+    found = pinned_object(pinned)
+    if found is None:
+        fail(f"nothing pinned at {pinned} (or it is not a BPF object)")
+    if found[0] != kind:
+        fail(f"{pinned} pins a {_KIND_WORDS.get(found[0], found[0])}, not a {_KIND_WORDS[kind]}")
+    return found[1]
+
+
 def program_json(record: object) -> dict:
     """The JSON object of one program record (its fields plus ``jited``)."""
     data = to_jsonable(record)
@@ -64,11 +89,13 @@ def list_(as_json: bool) -> None:
 
 @prog.command("show")
 @click.argument("prog_id", type=click.IntRange(min=1), required=False)
+@pinned_option("prog")
 @json_option
-def show(prog_id: Optional[int], as_json: bool) -> None:
+def show(prog_id: Optional[int], pinned: Optional[str], as_json: bool) -> None:
     """One program in detail (every program when PROG_ID is left out)."""
     from .. import inventory
 
+    prog_id = id_from_pin("prog", prog_id, pinned)
     if prog_id is None:
         records = inventory.programs()
         emit(records, as_json=as_json, columns=PROG_COLUMNS, json_data=[program_json(r) for r in records])
@@ -80,20 +107,38 @@ def show(prog_id: Optional[int], as_json: bool) -> None:
     emit(record, as_json=as_json, columns=PROG_FIELDS, title=f"program {prog_id}", json_data=program_json(record))
 
 
+def _dialect(text: str) -> "object":
+    from ..asm import Dialect
+
+    named = {"current": Dialect.CURRENT, "legacy": Dialect.LEGACY}
+    if text.lower() in named:
+        return named[text.lower()]
+    if not text.lstrip("v").replace(".", "").isdigit():
+        raise click.BadParameter(f"{text!r}: expected current, legacy or a bpftool version such as 7.1.0",
+                                 param_hint="--dialect")
+    return Dialect.for_bpftool(text)
+
+
 @prog.command("dump")
-@click.argument("prog_id", type=click.IntRange(min=1))
-@click.option("--dialect", type=click.Choice(["current", "legacy"]), default="current", show_default=True,
-              help="Instruction text of current bpftool, or of bpftool before 7.3 (e.g. Debian's 7.1).")
+@click.argument("prog_id", type=click.IntRange(min=1), required=False)
+@pinned_option("prog")
+@click.option("--dialect", default="current", show_default=True, metavar="current|legacy|VERSION",
+              help="Print as current bpftool does, as bpftool 7.1/7.2 (legacy), or as a given bpftool "
+                   "release (e.g. 7.1.0).")
 @click.option("--opcodes", is_flag=True, help="Also print each instruction's bytes.")
 @click.option("--linum", is_flag=True, help="Show file:line:column with the source lines (needs BTF).")
 @json_option
-def dump(prog_id: int, dialect: str, opcodes: bool, linum: bool, as_json: bool) -> None:
+def dump(prog_id: Optional[int], pinned: Optional[str], dialect: str, opcodes: bool, linum: bool,
+         as_json: bool) -> None:
     """Disassemble the kernel's translated (xlated) instructions of a program, as
     ``bpftool prog dump xlated id PROG_ID`` prints them."""
-    from ..asm import Dialect, dump_xlated
+    from ..asm import dump_xlated
 
+    prog_id = id_from_pin("prog", prog_id, pinned)
+    if prog_id is None:
+        raise click.UsageError("give a program id or --pinned PATH")
     try:
-        lines = dump_xlated(prog_id, dialect=Dialect(dialect), opcodes=opcodes, linum=linum)
+        lines = dump_xlated(prog_id, dialect=_dialect(dialect), opcodes=opcodes, linum=linum)
     except BPFNotFoundError:
         fail(f"no program with id {prog_id} (see `corebpf prog list`)")
     if as_json:
@@ -103,4 +148,4 @@ def dump(prog_id: int, dialect: str, opcodes: bool, linum: bool, as_json: bool) 
         click.echo(line)
 
 
-__all__ = ["prog", "owners_text", "program_json", "PROG_COLUMNS", "PROG_FIELDS"]
+__all__ = ["prog", "owners_text", "pinned_option", "id_from_pin", "program_json", "PROG_COLUMNS", "PROG_FIELDS"]
