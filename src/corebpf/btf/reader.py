@@ -289,7 +289,13 @@ class BTF:
             return self.base[type_id]
         else:
             self._check_id(type_id)
-            t = self._decode(type_id)
+            try:
+                t = self._decode(type_id)
+            except BTFError as e:
+                if " at offset " in str(e):
+                    raise
+                pos = self._types_pos + 4 * self._offset_of(type_id)
+                raise BTFError(f"BTF type [{type_id}] at offset {pos}: {e}") from None
         self._types[type_id] = t
         return t
 
