@@ -225,3 +225,12 @@ def test_program_btf_renders_like_bpftool():
 def test_program_btf_rejects_garbage(blob):
     with pytest.raises(BTFError):
         ProgramBTF.from_bytes(blob)
+
+
+def test_listing_accepts_a_corebpf_btf_directly():
+    from corebpf.btf import BTF
+
+    btf = BTF.from_bytes(_btf_section(CORPUS / "xdp.bpf.o"))
+    func_id = next(t.id for t in btf if t.kind == 12 and t.name == "xdp_count")
+    out = disassemble([b.exit_()], xlated=False, btf=btf, func_info=[FuncInfo(0, func_id)])
+    assert out == ["int xdp_count(struct xdp_md * ctx):", "   0: (95) exit"]

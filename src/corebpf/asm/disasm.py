@@ -76,8 +76,6 @@ _SIZE_SX_STR = {Size.W: "s32", Size.H: "s16", Size.B: "s8", Size.DW: "s64"}
 _JMP_STR = {JumpOp.JA: "jmp", JumpOp.JEQ: "==", JumpOp.JGT: ">", JumpOp.JLT: "<", JumpOp.JGE: ">=",
             JumpOp.JLE: "<=", JumpOp.JSET: "&", JumpOp.JNE: "!=", JumpOp.JSGT: "s>", JumpOp.JSLT: "s<",
             JumpOp.JSGE: "s>=", JumpOp.JSLE: "s<=", JumpOp.CALL: "call", JumpOp.EXIT: "exit"}
-_CLASS_STR = {InsnClass.LD: "ld", InsnClass.LDX: "ldx", InsnClass.ST: "st", InsnClass.STX: "stx",
-              InsnClass.ALU: "alu", InsnClass.JMP: "jmp", InsnClass.JMP32: "jmp32", InsnClass.ALU64: "alu64"}
 _NULL = "(null)"  # what printf("%s", NULL) prints, for opcodes the kernel's tables lack
 
 CallNamer = Callable[[Instruction], Optional[str]]
@@ -324,8 +322,9 @@ def disassemble(insns: Sequence[Instruction] | bytes | bytearray | memoryview, *
         kallsyms: kernel symbols to name rewritten helper calls and JITed subprograms
             (``KernelSymbols.load()``); without them those print as addresses.
         jited_ksyms: the program's ``jited_ksyms`` (addresses of its JITed functions).
-        func_info, line_info, btf: the program's BTF records; with ``btf`` set, function headers
-            (``int f(struct xdp_md * ctx):``) and ``; source line`` comments are printed.
+        func_info, line_info, btf: the program's BTF records; with ``btf`` set (a
+            :class:`corebpf.btf.BTF` or anything with ``string``/``func_signature``), function
+            headers (``int f(struct xdp_md * ctx):``) and ``; source line`` comments are printed.
         xlated: True for translated code from the kernel (map ids, rewritten calls); False for
             code straight from an object file (helper ids, ``call pc+N``, raw immediates).
         dialect: which bpftool generation to match (:class:`Dialect`).
@@ -340,6 +339,10 @@ def disassemble(insns: Sequence[Instruction] | bytes | bytearray | memoryview, *
         for insn in insns:
             indexed.append((slot, insn))
             slot += insn.slots
+    if btf is not None and not hasattr(btf, "func_signature"):
+        from .btf_source import ProgramBTF  # a corebpf.btf.BTF: render through the adapter
+
+        btf = ProgramBTF(btf)  # type: ignore[arg-type]
     if xlated:
         call_namer = call_namer or kernel_call_namer(kallsyms, jited_ksyms)
         imm_namer = imm_namer or xlated_imm_namer
