@@ -25,6 +25,8 @@ from .types import Array, Composite, Enum, Float, Int, Member, Pointer, Type, Vo
 __all__ = ["decode", "encode", "numpy_dtype", "StructValue", "EnumMember", "BTFValueError"]
 
 _MAX_DEPTH = 64
+#: Largest value encode() builds (the kernel caps map values far lower); guards against corrupt sizes.
+MAX_VALUE_SIZE = 1 << 28
 
 
 class BTFValueError(CoreBPFError, ValueError):
@@ -207,6 +209,8 @@ def _decode_members(r: Composite, data: Any, off: int, chars: str, depth: int, o
 def encode(t: Type, value: Any) -> bytes:
     """Encode ``value`` as type ``t`` (the inverse of :func:`decode`)."""
     r = t.resolve()
+    if r.size > MAX_VALUE_SIZE:
+        raise BTFValueError(f"{t.format_c()}: {r.size} bytes is more than a value can be ({MAX_VALUE_SIZE})")
     buf = bytearray(r.size)
     _encode(t, value, buf, 0, 0)
     return bytes(buf)
