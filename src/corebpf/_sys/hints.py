@@ -19,15 +19,10 @@ _TRACING_TYPES = {"KPROBE", "TRACEPOINT", "PERF_EVENT", "RAW_TRACEPOINT", "RAW_T
 
 
 def effective_capabilities() -> int:
-    """The CapEff bitmask of this process."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
+    """The CapEff bitmask of this process (read by :mod:`corebpf.node.caps`)."""
+    from ..node.caps import capabilities
+
+    return capabilities().effective_mask or 0
 
 
 def has_capability(cap: int, mask: int | None = None) -> bool:
@@ -35,16 +30,13 @@ def has_capability(cap: int, mask: int | None = None) -> bool:
 
 
 def lockdown_mode() -> str | None:
-    """``none``/``integrity``/``confidentiality``, or None when securityfs is not readable."""
-    try:
-        with open("/sys/kernel/security/lockdown") as f:
-            text = f.read()
-    except OSError:
-        return None
-    for word in text.split():
-        if word.startswith("["):
-            return word.strip("[]")
-    return None
+    """``none``/``integrity``/``confidentiality``, or None when securityfs is not readable.
+
+    Read by :func:`corebpf.node.read_lockdown` without mounting anything (hints run on error paths).
+    """
+    from ..node.lockdown import read_lockdown
+
+    return read_lockdown(mount=False).mode
 
 
 def _read_int(path: str) -> int | None:
