@@ -176,11 +176,13 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
-    workers = threads or min(8, (os.cpu_count() or 2) + 2)
-    with ThreadPoolExecutor(workers) as pool:
-        # attach probes mostly sleep in the kernel (RCU grace periods): start them first so they
-        # overlap the BTF scan and everything else; those needing a BTF target wait for the scan
-        attach_f = {n: pool.submit(attach_method, n) for n in ATTACH_PROBES}
+    workers = threads or (os.cpu_count() or 2) + 1
+    # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): they get
+    # their own wide pool so they overlap everything else instead of queueing in front of the
+    # CPU-bound helper probes; those needing a BTF target wait for the scan below
+    with ThreadPoolExecutor(min(16, len(ATTACH_PROBES)) if workers > 1 else 1) as waiters, \
+            ThreadPoolExecutor(workers) as pool:
+        attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
         progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
         helper_f = {n: pool.submit(helpers, n) for n in progs} if with_helpers else {}
