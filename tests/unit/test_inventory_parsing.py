@@ -193,3 +193,39 @@ def test_btf_type_name_walks_to_the_id() -> None:
     assert btf_type_name(blob, 99) is None and btf_type_name(blob, 0) is None
     assert btf_type_name(b"\0" * 30, 1) is None and btf_type_name(b"", 1) is None
     assert btf_type_name(blob[:40], 5) is None  # truncated: never raises
+
+
+def _prog(pid: int, owners: tuple = (), pins: tuple = (), map_ids: tuple = ()) -> "object":
+    from corebpf.inventory.records import ProgramRecord
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    return ProgramRecord(id=pid, name=f"p{pid}", full_name=f"p{pid}", type="XDP", type_id=6, tag="00" * 8,
+                         gpl=True, map_ids=map_ids, load_time=when, load_time_ns=1, created_by_uid=0, btf_id=0,
+                         xlated_size=16, jited_size=0, verified_insns=2, run_time_ns=0, run_cnt=0,
+                         recursion_misses=0, attach_btf_id=0, attach_btf_obj_id=0, ifindex=0, nr_func_info=0,
+                         owners=owners, pins=pins)
+
+
+def test_snapshot_indexes_processes_and_summary_without_a_kernel() -> None:
+    from corebpf.inventory import LinkRecord, MapRecord, Snapshot
+    a, b = Owner(10, "agent", 0, (3,)), Owner(20, "other", 1000, (5,))
+    via_link = Owner(10, "agent", 0, (4,), via="link", link_id=7)
+    progs = (_prog(1, owners=(a, via_link), map_ids=(100,)), _prog(2, pins=("/sys/fs/bpf/x",)), _prog(3))
+    maps = (MapRecord(id=100, name="m", type="HASH", type_id=1, key_size=4, value_size=4, max_entries=1, flags=0,
+                      map_extra=0, btf_id=0, btf_key_type_id=0, btf_value_type_id=0, btf_vmlinux_value_type_id=0,
+                      btf_vmlinux_id=0, ifindex=0, frozen=False, memlock=1, owners=(a, b), pins=()),)
+    links = (LinkRecord(id=7, type="RAW_TRACEPOINT", type_id=1, prog_id=1, attach=RawTracepointAttach("x"),
+                        owners=(Owner(10, "agent", 0, (4,)),), pins=()),)
+    snap = Snapshot(programs=progs, maps=maps, links=links, btfs=(), taken_at=datetime.now(timezone.utc))
+    assert snap.programs_by_id[2].pins == ("/sys/fs/bpf/x",) and snap.maps_by_id[100].name == "m"
+    assert [lk.id for lk in snap.links_of(1)] == [7] and snap.links_of(2) == ()
+    assert [p.id for p in snap.programs_using(100)] == [1]
+    procs = snap.processes()
+    assert [(p.pid, p.prog_ids, p.map_ids, p.link_ids, p.total) for p in procs] == [
+        (10, (1,), (100,), (7,), 3), (20, (), (100,), (), 1)]
+    summary = snap.summary()
+    assert summary["programs"] == 3 and summary["programs_by_type"] == {"XDP": 3}
+    assert summary["pinned"] == 1 and summary["owner_processes"] == 2
+    assert summary["programs_held_only_by_kernel"] == 1  # program 3: no owner, pin or link
+    json.dumps(summary)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.programs = ()  # type: ignore[misc]

@@ -1,4 +1,9 @@
-"""``corebpf link``: the BPF links on this host: which program runs where (like ``bpftool link``)."""
+"""``corebpf link``: the BPF links on this host: which program runs where (like ``bpftool link``).
+
+JSON (``--json``): link objects ``{id, type, type_id, prog_id, attach, owners, pins}`` where ``attach`` holds
+the decoded fields of the link type (see ``corebpf.inventory.attach``, e.g. ``{"tp_name": "sys_enter",
+"cookie": 0}``) plus ``target``, the attach point in one line.
+"""
 
 from __future__ import annotations
 

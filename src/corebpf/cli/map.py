@@ -1,4 +1,10 @@
-"""``corebpf map``: list, show and dump the eBPF maps loaded on this host (like ``bpftool map``)."""
+"""``corebpf map``: list, show and dump the eBPF maps loaded on this host (like ``bpftool map``).
+
+JSON (``--json``): ``list``/``show`` print map objects with every field of
+:class:`corebpf.inventory.MapRecord` (``owners`` and ``pins`` as for programs). ``dump --json`` prints
+bpftool's shape: ``[{"key": ["0x01", ...], "value": [...]}]``, or for per-CPU maps
+``[{"key": [...], "values": [{"cpu": 0, "value": [...]}, ...]}]``.
+"""
 
 from __future__ import annotations
 

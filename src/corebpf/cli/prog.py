@@ -1,4 +1,13 @@
-"""``corebpf prog``: list, show and disassemble the eBPF programs loaded on this host (like ``bpftool prog``)."""
+"""``corebpf prog``: list, show and disassemble the eBPF programs loaded on this host (like ``bpftool prog``).
+
+JSON (``--json``): ``list`` and ``show`` without an id print an array of program objects, ``show ID`` one
+object. A program object has every field of :class:`corebpf.inventory.ProgramRecord` (``id``, ``name``,
+``full_name``, ``type``, ``type_id``, ``tag``, ``gpl``, ``map_ids``, ``load_time`` (ISO 8601, UTC),
+``load_time_ns``, ``created_by_uid``, ``btf_id``, ``xlated_size``, ``jited_size``, ``verified_insns``,
+``run_time_ns``, ``run_cnt``, ``recursion_misses``, ``attach_btf_id``, ``attach_btf_obj_id``, ``ifindex``,
+``nr_func_info``, ``memlock``, ``owners`` (``[{pid, comm, uid, fds, via, link_id}]``), ``pins`` (paths))
+plus ``jited`` (bool). ``dump --json`` prints ``{"id": ID, "insns": [lines]}``.
+"""
 
 from __future__ import annotations
 
