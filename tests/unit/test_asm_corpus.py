@@ -63,3 +63,29 @@ def test_program_sections_round_trip(obj: Path):
         assert encode(insns) == data, name
         listing = disassemble_object(insns)
         assert len(listing) == len(insns) and not any("BUG" in line for line in listing)
+
+
+def test_disassemble_elf_labels_functions_and_shows_relocations():
+    from corebpf.asm import disassemble_elf
+
+    out = disassemble_elf(CORPUS / "subprog.bpf.o")
+    assert "Disassembly of section tc:" in out and "Disassembly of section .text:" in out
+    assert {"subprog_calls:", "global_len:", "clamp:", "mix:"} <= set(out)
+    assert "\t\tR_BPF_64_32 global_len" in out
+    maps = disassemble_elf(CORPUS / "tracepoint.bpf.o", "tracepoint/syscalls/sys_enter_openat")
+    assert maps[:2] == ["Disassembly of section tracepoint/syscalls/sys_enter_openat:", "count_openat:"]
+    assert "\t\tR_BPF_64_64 opens" in maps
+
+
+def test_disassemble_elf_errors(tmp_path: Path):
+    from corebpf.asm import disassemble_elf
+    from corebpf.errors import ELFError
+
+    with pytest.raises(ELFError):
+        disassemble_elf(CORPUS / "xdp.bpf.o", "no_such_section")
+    junk = tmp_path / "junk.o"
+    junk.write_bytes(b"\x7fELF" + b"\x00" * 60)
+    with pytest.raises(ELFError):
+        disassemble_elf(junk)
+    with pytest.raises(ELFError):
+        disassemble_elf(tmp_path / "missing.o")

@@ -9,6 +9,8 @@
     ['   0: (b7) r0 = 0', '   1: (95) exit']
 
 ``from corebpf.asm import *`` also brings the builder's instruction functions and registers.
+Loaded programs: :func:`read_xlated` / :func:`dump_xlated` (bpftool's text); object files:
+:func:`disassemble_elf`.
 """
 
 from __future__ import annotations
@@ -27,20 +29,22 @@ from .opcodes import (
 )
 
 _XLATED = {"XlatedProgram", "dump_xlated", "read_btf", "read_xlated", "read_xlated_by_id"}
+_LAZY = {**{name: "xlated" for name in _XLATED}, "disassemble_elf": "objdump", "ProgramBTF": "btf_source"}
 
 
 def __getattr__(name: str) -> object:
-    # xlated talks to the kernel through ctypes; import it only when asked for
-    if name in _XLATED:
-        from . import xlated
+    # kernel access (xlated), pyelftools (objdump) and corebpf.btf (numpy) load only when asked for
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corebpf.asm' has no attribute {name!r}")
+    import importlib
 
-        return getattr(xlated, name)
-    raise AttributeError(f"module 'corebpf.asm' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [
     "AluOp", "AtomicOp", "CallSrc", "Dialect", "Endian", "FuncInfo", "INSN_SIZE", "InsnClass", "Instruction",
     "JumpOp", "KernelSymbols", "LD_IMM64", "LineInfo", "Mode", "PseudoSrc", "Reg", "Size", "Source", "builder",
     "decode", "decode_indexed", "disassemble", "disassemble_object", "encode", "format_insn", "helper_name",
-    "iter_decode", "kernel_call_namer", "slot_count", "xlated_imm_namer", *sorted(_XLATED), *builder.__all__,
+    "iter_decode", "kernel_call_namer", "slot_count", "xlated_imm_namer", *sorted(_LAZY), *builder.__all__,
 ]
