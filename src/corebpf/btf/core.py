@@ -20,9 +20,9 @@ Interface for the loader (stable)::
     resolutions = relocate_program(insns, relos, local_btf, targets, prog_name="...")
 
 ``insns`` is a ``bytearray`` of the program's raw instructions (8 bytes each); it is patched in place.
-``relos`` is a sequence of records with ``insn_off`` (bytes), ``type_id``, ``access_str_off`` (or an
-``access`` string) and ``kind`` -- :class:`CoreRelo`, or the ``.BTF.ext`` records of
-``corebpf.btf.ext``. ``insn_off - section_offset`` must be the byte offset of the instruction inside
+``relos`` is a sequence of records with ``insn_off`` (bytes), ``type_id``, ``access_str_off`` (or a
+non-empty ``access`` string) and ``kind``: the ``.BTF.ext`` records (``corebpf.btf.ext.CoreRelo``,
+re-exported here as :class:`CoreRelo`). ``insn_off - section_offset`` must be the byte offset of the instruction inside
 ``insns`` (pass the program's byte offset in its ELF section as ``section_offset`` when the records
 carry section offsets). Relocations whose instruction lies outside ``insns`` are ignored (libbpf does
 the same for eliminated weak subprograms), so the loader may pass a whole section's records.

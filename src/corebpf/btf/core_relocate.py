@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 from ..errors import BTFError
 from .core_calc import RelocResult, calc_relo, match_spec
 from .core_patch import patch_insn
+from .ext import CoreRelo  # the .BTF.ext record: the one relocation record type of corebpf
 from .core_spec import CoreReloKind, Spec, SpecError, describe_spec, format_spec, kind_str, parse_spec
 from .types import Type
 
@@ -37,24 +38,14 @@ class CoreRelocationError(BTFError):
 
 
 class CoreReloRecord(Protocol):
-    """What a CO-RE relocation record must provide (``.BTF.ext`` records and :class:`CoreRelo` do)."""
+    """What a CO-RE relocation record must provide (:class:`corebpf.btf.ext.CoreRelo` does). An
+    ``access`` attribute, when present and not empty, is used instead of looking ``access_str_off``
+    up in the local BTF's strings."""
 
     insn_off: int
     type_id: int
     access_str_off: int
     kind: int
-
-
-@dataclass(frozen=True)
-class CoreRelo:
-    """One CO-RE relocation (``struct bpf_core_relo``). ``access``, when given, is used instead of
-    looking ``access_str_off`` up in the local BTF's strings (handy in tests)."""
-
-    insn_off: int
-    type_id: int
-    access_str_off: int
-    kind: CoreReloKind
-    access: Optional[str] = None
 
 
 @dataclass
@@ -142,8 +133,8 @@ class CoreRelocator:
         btf = self.local_btf
         try:
             local_type = btf[rec.type_id]
-            access = getattr(rec, "access", None)
-            if access is None:
+            access = getattr(rec, "access", "")
+            if not access:
                 access = btf.string_at(rec.access_str_off)
         except BTFError as e:
             raise CoreRelocationError(f"{where}: {e}", prog_name=prog, relo_index=i, insn_index=idx) from None
