@@ -68,6 +68,7 @@ def test_prog_list_and_show(objects: dict[str, int]) -> None:
     assert {o["pid"] for o in mine["owners"]} == {os.getpid()}
     res = run("prog", "show", str(objects["prog"]), "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["id"] == objects["prog"]
+    assert json.loads(res.stdout)["link_ids"] == [objects["link"]]
     res = run("prog", "show", str(objects["prog"]))
     assert res.exit_code == 0 and "cli_prog" in res.stdout and str(os.getpid()) in res.stdout
     res = run("prog", "list")
@@ -242,3 +243,24 @@ def test_objects_named_by_pin(objects: dict[str, int], pin_dir: Path) -> None:
     assert CliRunner().invoke(cli, ["prog", "dump", str(objects["prog"]), "--dialect", "bogus"]).exit_code == 2
     for dialect in ("current", "legacy", "7.1.0", "v7.5"):
         assert run("prog", "dump", str(objects["prog"]), "--dialect", dialect).stdout.strip().endswith("exit")
+
+
+def test_map_show_names_the_programs_using_it() -> None:
+    with ops.map_create(MapType.ARRAY, 4, 4, 1, name="cli_used") as m:
+        ld = bytes([0x18, 0x11, 0, 0]) + int(m).to_bytes(4, "little") + bytes(8)
+        lic = b"GPL\0"
+        insns = ld + RET0
+        attr = uapi.ProgLoadAttr(prog_type=ProgType.SOCKET_FILTER, insn_cnt=len(insns) // 8,
+                                 insns=ops.addr(insns), license=ops.addr(lic))
+        fd = ops.prog_load(attr)
+        assert fd >= 0, os.strerror(-fd)
+        with FD(fd) as p:
+            shown = json.loads(run("map", "show", str(oid(m)), "--json").stdout)
+            assert shown["prog_ids"] == [oid(p)]
+            assert "used by programs" in run("map", "show", str(oid(m))).stdout
+
+
+def test_inventory_processes_lists_this_process(objects: dict[str, int]) -> None:
+    from corebpf import inventory
+    mine = [p for p in inventory.processes() if p.pid == os.getpid()]
+    assert mine and objects["prog"] in mine[0].prog_ids and objects["link"] in mine[0].link_ids

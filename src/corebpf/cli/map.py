@@ -1,7 +1,8 @@
 """``corebpf map``: list, show and dump the eBPF maps loaded on this host (like ``bpftool map``).
 
 JSON (``--json``): ``list``/``show`` print map objects with every field of
-:class:`corebpf.inventory.MapRecord` (``owners`` and ``pins`` as for programs). ``dump --json`` prints
+:class:`corebpf.inventory.MapRecord` (``owners`` and ``pins`` as for programs); ``show ID`` adds ``prog_ids``
+(the programs that use the map). ``dump --json`` prints
 bpftool's shape: ``[{"key": ["0x01", ...], "value": [...]}]``, or for per-CPU maps
 ``[{"key": [...], "values": [{"cpu": 0, "value": [...]}, ...]}]``.
 """
@@ -13,7 +14,7 @@ from typing import Optional
 import click
 
 from ..errors import BPFNotFoundError, BPFNotSupportedError
-from ._output import Column, echo_json, emit, fail, json_option
+from ._output import Column, echo_json, emit, fail, json_option, to_jsonable
 from .prog import id_from_pin, owners_text, pinned_option
 
 MAP_COLUMNS: list[Column] = [
@@ -73,7 +74,11 @@ def show(map_id: Optional[int], pinned: Optional[str], as_json: bool) -> None:
         record = inventory.get_map(map_id)
     except BPFNotFoundError:
         fail(f"no map with id {map_id} (see `corebpf map list`)")
-    emit(record, as_json=as_json, columns=MAP_FIELDS, title=f"map {map_id}")
+    prog_ids = [p.id for p in inventory.programs(owners=False, pins=False) if map_id in p.map_ids]
+    data = to_jsonable(record)
+    data["prog_ids"] = prog_ids
+    fields = MAP_FIELDS[:-2] + [("used by programs", lambda _: prog_ids)] + MAP_FIELDS[-2:]
+    emit(record, as_json=as_json, columns=fields, title=f"map {map_id}", json_data=data)
 
 
 @map_group.command("dump")

@@ -6,7 +6,7 @@ object. A program object has every field of :class:`corebpf.inventory.ProgramRec
 ``load_time_ns``, ``created_by_uid``, ``btf_id``, ``xlated_size``, ``jited_size``, ``verified_insns``,
 ``run_time_ns``, ``run_cnt``, ``recursion_misses``, ``attach_btf_id``, ``attach_btf_obj_id``, ``ifindex``,
 ``nr_func_info``, ``memlock``, ``owners`` (``[{pid, comm, uid, fds, via, link_id}]``), ``pins`` (paths))
-plus ``jited`` (bool). ``dump --json`` prints ``{"id": ID, "insns": [lines]}``.
+plus ``jited`` (bool); ``show ID`` adds ``link_ids`` (the links that run it). ``dump --json`` prints ``{"id": ID, "insns": [lines]}``.
 """
 
 from __future__ import annotations
@@ -113,7 +113,11 @@ def show(prog_id: Optional[int], pinned: Optional[str], as_json: bool) -> None:
         record = inventory.get_program(prog_id)
     except BPFNotFoundError:
         fail(f"no program with id {prog_id} (see `corebpf prog list`)")
-    emit(record, as_json=as_json, columns=PROG_FIELDS, title=f"program {prog_id}", json_data=program_json(record))
+    link_ids = [lk.id for lk in inventory.links(owners=False, pins=False) if lk.prog_id == prog_id]
+    data = program_json(record)
+    data["link_ids"] = link_ids
+    fields = PROG_FIELDS[:-2] + [("links", lambda _: link_ids)] + PROG_FIELDS[-2:]
+    emit(record, as_json=as_json, columns=fields, title=f"program {prog_id}", json_data=data)
 
 
 def _dialect(text: str) -> "object":

@@ -101,13 +101,19 @@ def get_btf(btf_id: int, *, owners: bool = True, pins: bool = True) -> BTFRecord
     return _get("btf", btf_id, owners, pins)  # type: ignore[return-value]
 
 
+def processes() -> tuple[ProcessRecord, ...]:
+    """Every process holding BPF objects (programs, also through links/perf events, maps, links, BTF),
+    most objects first."""
+    return take_snapshot(owners=True, pins=False).processes()
+
+
 def snapshot(*, owners: bool = True, pins: bool = True) -> Snapshot:
     """Every program, map, link and BTF object at once, with id indexes (one /proc scan, one bpffs walk)."""
     return take_snapshot(owners=owners, pins=pins)
 
 
 __all__ = [
-    "programs", "maps", "links", "btfs", "get_program", "get_map", "get_link", "get_btf", "snapshot",
+    "programs", "maps", "links", "btfs", "processes", "get_program", "get_map", "get_link", "get_btf", "snapshot",
     "Snapshot", "ProgramRecord", "MapRecord", "LinkRecord", "BTFRecord", "Owner", "ProcessRecord", "Record",
     "LinkAttach", "RawTracepointAttach", "TracingAttach", "CgroupAttach", "IterAttach", "NetnsAttach", "XDPAttach",
     "TCXAttach", "NetkitAttach", "StructOpsAttach", "SockmapAttach", "NetfilterAttach", "KprobeMultiAttach",
