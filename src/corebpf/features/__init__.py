@@ -158,6 +158,17 @@ def helper(prog_type_name: str, helper_name: str) -> bool:
 ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
 
 
+def _helper_workers() -> int:
+    """Threads for the helper probes: one per CPU plus one on an idle host, but one when the CPUs are
+    already busy (threads then fight over the GIL while preempted, which is slower than one thread)."""
+    cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cpus
+    except OSError:
+        busy = False
+    return 1 if busy or cpus == 1 else cpus + 1
+
+
 def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, threads: Optional[int] = None) -> FeatureReport:
     """Run every probe (program types, map types, helpers per loadable type, attach methods, ISA).
 
@@ -176,11 +187,11 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
-    workers = threads or (os.cpu_count() or 2) + 1
+    workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): they get
     # their own wide pool so they overlap everything else instead of queueing in front of the
     # CPU-bound helper probes; those needing a BTF target wait for the scan below
-    with ThreadPoolExecutor(min(16, len(ATTACH_PROBES)) if workers > 1 else 1) as waiters, \
+    with ThreadPoolExecutor(min(16, len(ATTACH_PROBES))) as waiters, \
             ThreadPoolExecutor(workers) as pool:
         attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
