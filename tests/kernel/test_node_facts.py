@@ -118,3 +118,42 @@ def test_facts_never_raise_and_serialise() -> None:
     f = node.facts()
     text = json.dumps(f.to_dict())
     assert '"lockdown"' in text and '"capabilities"' in text
+
+
+def _in_private_mount_ns(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a private mount namespace: mounts made there never touch the host."""
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ensure_mounted_really_mounts() -> None:
+    code = ("import subprocess\n"
+            "subprocess.run(['umount', '/sys/kernel/debug'], capture_output=True)\n"
+            "from corebpf import node\n"
+            "assert node.find_mount('debugfs') is None\n"
+            "path = node.ensure_mounted('debugfs')\n"
+            "assert node.find_mount('debugfs').mount_point == path == '/sys/kernel/debug'\n"
+            "assert node.MOUNTED_BY_US == {'debugfs': path}, node.MOUNTED_BY_US\n"
+            "assert node.mount_status()['debugfs'].mounted_by_corebpf\n"
+            "print('ok')\n")
+    out = _in_private_mount_ns(code)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_lockdown_mounts_securityfs_when_missing() -> None:
+    code = ("import subprocess\n"
+            "subprocess.run(['umount', '/sys/kernel/security'], capture_output=True)\n"
+            "from corebpf import node\n"
+            "assert node.find_mount('securityfs') is None\n"
+            "assert node.read_lockdown(mount=False).mode is None\n"
+            "lock = node.read_lockdown(mount=True)\n"
+            "print(lock.mode, lock.mounted_securityfs)\n")
+    out = _in_private_mount_ns(code)
+    mode, mounted = out.stdout.split()
+    assert mounted == "True", out.stderr
+    assert mode == node.read_lockdown().mode
