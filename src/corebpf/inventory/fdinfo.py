@@ -15,14 +15,15 @@ ANON_INODES: dict[str, tuple[str, str]] = {
 
 
 def read_fdinfo(path: str) -> dict[str, str]:
-    """The fields of one fdinfo file; empty when it vanished or cannot be read (process exited)."""
+    """The fields in the first 4 KiB of one fdinfo file (ids, types and sizes come first; only
+    kprobe_multi/uprobe_multi links list more after them); empty when it vanished or cannot be read."""
     # os.open/os.read: a buffered file object costs several times more, and a host scan reads thousands
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return {}
     try:
-        data = os.read(fd, 65536)
+        data = os.read(fd, 4096)
     except OSError:
         return {}
     finally:
