@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corebpf.asm import (
-    AluOp, AtomicOp, CallSrc, InsnClass, Instruction, JumpOp, Mode, PseudoSrc, Size, Source, decode,
-    decode_indexed, encode, slot_count,
+    AluOp, AtomicOp, CallSrc, Dialect, InsnClass, Instruction, JumpOp, KernelSymbols, Mode, PseudoSrc, Size,
+    Source, decode, decode_indexed, disassemble, encode, format_insn, slot_count,
 )
 from corebpf.asm import builder as b
 from corebpf.errors import InstructionError
@@ -220,3 +220,9 @@ def test_random_bytes_round_trip_or_raise_instruction_error(data: bytes):
         insn.problem()
         str(insn)
         repr(insn)
+        format_insn(insn, dialect=Dialect.LEGACY)
+    syms = KernelSymbols.from_lines(["ffffffff81000000 T __bpf_call_base", "ffffffff81000010 T f"])
+    for dialect in (Dialect.CURRENT, Dialect.LEGACY):
+        listing = disassemble(insns, kallsyms=syms, jited_ksyms=[0xFFFFFFFF81000010], dialect=dialect,
+                              opcodes=True)
+        assert len(listing) == 2 * len(insns)

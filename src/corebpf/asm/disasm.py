@@ -230,9 +230,13 @@ def _call_name(insn: Instruction, call_namer: Optional[CallNamer]) -> str:
 class SourceBTF(Protocol):
     """What the listing needs from a program's BTF (:class:`corebpf.asm.btf_source.ProgramBTF` has it)."""
 
-    def string(self, offset: int) -> Optional[str]: ...
+    def string(self, offset: int) -> Optional[str]:
+        """The string at ``offset`` of the BTF string section, None when out of range."""
+        ...
 
-    def func_signature(self, type_id: int) -> str: ...
+    def func_signature(self, type_id: int) -> str:
+        """bpftool's rendering of a FUNC type, "" when it prints none."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -254,10 +258,12 @@ class LineInfo:
 
     @property
     def line(self) -> int:
+        """Source line number (``line_col >> 10``)."""
         return self.line_col >> 10
 
     @property
     def column(self) -> int:
+        """Source column (low 10 bits of ``line_col``)."""
         return self.line_col & 0x3FF
 
 

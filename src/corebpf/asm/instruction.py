@@ -112,6 +112,7 @@ class Instruction:
 
     @property
     def is_alu(self) -> bool:
+        """ALU or ALU64 class."""
         return self.cls in _ALU_CLASSES
 
     @property
@@ -121,6 +122,7 @@ class Instruction:
 
     @property
     def is_load_store(self) -> bool:
+        """LD, LDX, ST or STX class."""
         return self.cls not in _ALU_CLASSES and self.cls not in _JMP_CLASSES
 
     # ---- recognisers ------------------------------------------------------------------------
@@ -164,6 +166,7 @@ class Instruction:
 
     @property
     def is_helper_call(self) -> bool:
+        """A call to a helper by id (``src=0``)."""
         return self.is_call and self.src == CallSrc.HELPER
 
     @property
@@ -178,6 +181,7 @@ class Instruction:
 
     @property
     def is_exit(self) -> bool:
+        """``JMP | EXIT``: return r0."""
         return self.opcode == InsnClass.JMP | JumpOp.EXIT
 
     @property
@@ -245,6 +249,7 @@ class Instruction:
         return Instruction(**fields)
 
     def __str__(self) -> str:
+        """The kernel printer's text for this instruction, e.g. ``(b7) r0 = 0``."""
         from .disasm import format_insn  # local: disasm imports this module
 
         return format_insn(self)

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 
 from .._sys import ops, uapi
 from .._sys.fd import FD
-from ..errors import BTFError, CoreBPFError
+from ..errors import CoreBPFError
 from .codec import decode
 from .disasm import Dialect, FuncInfo, LineInfo, SourceBTF, disassemble
 from .instruction import Instruction
@@ -138,7 +138,7 @@ def dump_xlated(prog: XlatedProgram | int, *, by_id: bool = True, dialect: Diale
             from .btf_source import ProgramBTF  # corebpf.btf needs numpy: load it only here
 
             btf = ProgramBTF.from_bytes(read_btf(prog.btf_id))
-        except BTFError:
+        except CoreBPFError:  # freed meanwhile, refused or malformed: list without source info
             btf = None
     return disassemble(prog.xlated, kallsyms=kallsyms, jited_ksyms=prog.jited_ksyms, func_info=prog.func_info,
                        line_info=prog.line_info, btf=btf, dialect=dialect, opcodes=opcodes, linum=linum)
