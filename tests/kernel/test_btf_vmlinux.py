@@ -193,3 +193,20 @@ def test_every_module_btf_equals_bpftool() -> None:
         mod = BTF.module(name)
         assert mod.base is BTF.vmlinux()
         compare_all(mod, bpftool_types(Path("/sys/kernel/btf") / name, VMLINUX))
+
+
+@pytest.mark.skipif(shutil.which("objcopy") is None or shutil.which("gcc") is None, reason="needs objcopy and gcc")
+def test_elf_image_with_btf_section(tmp_path) -> None:
+    """A vmlinux-style ELF image carrying the kernel's BTF in .BTF reads the same as the raw file."""
+    (tmp_path / "e.c").write_text("int x;\n")
+    obj = tmp_path / "e.o"
+    subprocess.run(["gcc", "-c", str(tmp_path / "e.c"), "-o", str(obj)], check=True)
+    raw = tmp_path / "vmlinux.btf"
+    raw.write_bytes(VMLINUX.read_bytes())
+    image = tmp_path / "vmlinux"
+    subprocess.run(["objcopy", "--add-section", f".BTF={raw}", str(obj), str(image)], check=True)
+    from_elf = BTF.from_file(image)
+    vm = BTF.vmlinux()
+    assert from_elf.raw == vm.raw and len(from_elf) == len(vm)
+    assert from_elf.find("task_struct", Kind.STRUCT).member("pid").offset == \
+        vm.find("task_struct", Kind.STRUCT).member("pid").offset
