@@ -11,7 +11,24 @@ struct corebpf_not_in_kernel {
 
 typedef struct corebpf_not_in_kernel corebpf_missing_t;
 
-__u64 facts[12];
+/* flavours that exist by name; whether their layout matches the kernel's differs (the
+ * TYPE_MATCHES differential test rewrites these TYPE_EXISTS relocations into TYPE_MATCHES ones) */
+struct task_struct___subset {
+	int pid;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+};
+
+struct task_struct___gone {
+	long state;
+	int pid;
+};
+
+struct file___narrow {
+	unsigned char f_flags;
+};
+
+__u64 facts[16];
 
 SEC("tracepoint/syscalls/sys_enter_getpid")
 int types_tp(void *ctx)
@@ -28,6 +45,10 @@ int types_tp(void *ctx)
 	facts[9] = bpf_core_type_id_local(struct task_struct);
 	facts[10] = bpf_core_type_id_kernel(struct task_struct);
 	facts[11] = bpf_core_type_size(struct sk_buff);
+	facts[12] = bpf_core_type_exists(struct task_struct___subset);
+	facts[13] = bpf_core_type_exists(struct task_struct___gone);
+	facts[14] = bpf_core_type_exists(struct file___narrow);
+	facts[15] = bpf_core_type_exists(enum pid_type);
 	return 0;
 }
 
