@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 from typing import Any
 
 import click
@@ -22,6 +21,8 @@ SCHEMA_FILE = "doctor_schema.json"
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of ``corebpf doctor --json`` (shipped in the package)."""
+    from importlib import resources
+
     return json.loads(resources.files("corebpf.cli").joinpath(SCHEMA_FILE).read_text())
 
 
