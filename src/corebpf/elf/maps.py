@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..btf import BTF
     from .reader import ELFFile
 
-__all__ = ["DatasecVar", "datasec_vars", "find_datasec", "parse_btf_maps", "parse_legacy_maps", "data_maps",
+__all__ = ["DatasecVar", "datasec_vars", "datasec_layouts", "find_datasec", "parse_btf_maps", "parse_legacy_maps", "data_maps",
            "is_data_section", "BPF_F_RDONLY_PROG", "BPF_F_MMAPABLE", "BPF_F_INNER_MAP"]
 
 BPF_F_RDONLY_PROG = 1 << 7
@@ -73,6 +73,22 @@ def datasec_vars(btf: "BTF", sec: Datasec, elf: "ELFFile", section: Optional[Sec
             except BTFError:
                 size = 0
         out.append(DatasecVar(name, vs.type_id, off, size, i))
+    return out
+
+
+def datasec_layouts(elf: "ELFFile", btf: Optional["BTF"]) -> dict[str, tuple[int, dict[str, int]]]:
+    """For each DATASEC backed by an ELF section: (section size, {variable name: offset}) -- the
+    values clang leaves at zero in .BTF and libbpf fills in before loading the BTF."""
+    out: dict[str, tuple[int, dict[str, int]]] = {}
+    if btf is None:
+        return out
+    for t in btf:
+        if not isinstance(t, Datasec):
+            continue
+        sec = elf.section(t.name)
+        if sec is None:
+            continue
+        out[t.name] = (sec.size, {v.name: v.offset for v in datasec_vars(btf, t, elf, sec)})
     return out
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..errors import BTFError, CoreBPFError, ELFError
 from .externs import collect_externs, kconfig_map
-from .maps import data_maps, parse_btf_maps, parse_legacy_maps
+from .maps import data_maps, datasec_layouts, parse_btf_maps, parse_legacy_maps
 from .programs import attach_ext_info, split_functions
 from .reader import ELFFile
 from .relocations import collect_map_initialisers, collect_relocations
@@ -56,6 +56,7 @@ class ObjectSpec:
     btf_ext: Optional["BTFExt"] = None
     variable_specs: dict[str, VariableSpec] = field(default_factory=dict)
     btf_raw: bytes = b""
+    datasec_layout: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
 
     # ---- construction ----------------------------------------------------------------------------
 
@@ -210,7 +211,8 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
         table[f.name] = f
     return ObjectSpec(name=name, source=source, license=license, kern_version=kern_version, programs=programs,
                       subprograms=subprograms, maps=names, externs={e.name: e for e in externs.values()}, btf=btf,
-                      btf_ext=btf_ext, variable_specs=variables, btf_raw=btf_raw)
+                      btf_ext=btf_ext, variable_specs=variables, btf_raw=btf_raw,
+                      datasec_layout=datasec_layouts(elf, btf))
 
 
 def _check_btf(btf: "BTF") -> None:

@@ -1,0 +1,138 @@
+"""Load one linked program: attach target BTF id, func/line info, then ``BPF_PROG_LOAD``.
+
+BTF attach targets follow libbpf's naming: ``tp_btf/X`` is the typedef ``btf_trace_X``, ``lsm/X`` the
+function ``bpf_lsm_X``, ``iter/X`` the function ``bpf_iter_X``, fentry/fexit/fmod_ret the function X;
+vmlinux first, then module BTF (whose fd goes in ``attach_btf_obj_fd``). A verifier rejection caused by
+a poisoned CO-RE relocation is explained with the relocation that failed.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from .._sys._generated import AttachType, ProgType
+from ..btf.types import Kind
+from ..errors import CoreBPFError, VerifierError
+from ..programs.program import Program
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..btf import BTF
+    from ..btf.builder import LoadedBTF
+    from ..btf.core import Resolution
+    from ..elf.linker import LinkedProgram
+    from ..elf.specs import ProgramSpec
+
+__all__ = ["ProgramLoadError", "attach_btf_target", "load_linked"]
+
+
+class ProgramLoadError(CoreBPFError):
+    """A program of the object cannot be prepared for loading (unknown type, missing attach target...)."""
+
+
+def attach_btf_target(prog: "ProgramSpec", vmlinux: Optional["BTF"] = None) -> tuple[int, Optional[Any]]:
+    """(BTF type id, module BTF fd or None) of the program's attach target."""
+    from ..btf import BTF
+
+    target = prog.attach_to
+    if not target:
+        raise ProgramLoadError(f"program {prog.name!r} (section {prog.section!r}) needs an attach target in its "
+                               f"section name, e.g. SEC(\"{prog.section}/<function>\")")
+    at = prog.expected_attach_type
+    if at == AttachType.TRACE_RAW_TP:
+        name, kind = "btf_trace_" + target, Kind.TYPEDEF
+    elif at in (AttachType.LSM_MAC, AttachType.LSM_CGROUP):
+        name, kind = "bpf_lsm_" + target, Kind.FUNC
+    elif at == AttachType.TRACE_ITER:
+        name, kind = "bpf_iter_" + target, Kind.FUNC
+    elif prog.type == ProgType.EXT:
+        raise ProgramLoadError(f"program {prog.name!r}: freplace programs need the target program's fd "
+                               f"(attach_prog_fd), which an object file cannot name")
+    else:
+        name, kind = target, Kind.FUNC
+    module = None
+    if ":" in name and kind == Kind.FUNC:  # "module:function" as newer libbpf accepts
+        module, name = name.split(":", 1)
+    vm = vmlinux or BTF.vmlinux()
+    if module is None:
+        for t in vm.find_all(name, kind):
+            if t.name == name:
+                return t.id, None
+    from .externs import ResolvedExterns, _ModuleBTFs
+
+    holder = ResolvedExterns()
+    for mod_name, mbtf, fd in _ModuleBTFs(holder).all():
+        if module is not None and mod_name != module:
+            continue
+        for t in mbtf.find_all(name, kind):
+            if t.name == name and t.btf is mbtf:
+                keep = fd.dup()
+                holder.close()
+                return t.id, keep
+    holder.close()
+    raise ProgramLoadError(f"program {prog.name!r}: attach target {target!r} ({kind.name.lower()} {name!r}) is not "
+                           f"in this kernel's BTF")
+
+
+def _func_info_bytes(recs: Sequence[tuple[int, int]]) -> bytes:
+    return b"".join(struct.pack("<II", a, b) for a, b in recs)
+
+
+def _line_info_bytes(recs: Sequence[tuple[int, int, int, int]]) -> bytes:
+    return b"".join(struct.pack("<IIII", *r) for r in recs)
+
+
+def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern_version: int,
+                btf: Optional["LoadedBTF"], fd_array: Sequence[int], resolutions: dict[str, list["Resolution"]],
+                vmlinux: Optional["BTF"] = None, log_level: Optional[int] = None) -> Program:
+    """Load ``linked`` as ``prog`` describes it; returns the :class:`Program` (with ``.section`` set)."""
+    if not isinstance(prog.type, ProgType) or prog.type == ProgType.UNSPEC:
+        raise ProgramLoadError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
+                               f"conventions do not give it a program type; rename the section or set "
+                               f"spec.programs[{prog.name!r}].type before loading")
+    attach_id, attach_fd = 0, None
+    if prog.attach_btf:
+        attach_id, attach_fd = attach_btf_target(prog, vmlinux)
+    fi = li = None
+    if btf is not None and linked.func_info:
+        fi = _func_info_bytes(linked.func_info)
+        li = _line_info_bytes(linked.line_info) if linked.line_info else None
+    try:
+        p = Program.load(bytes(linked.insns), prog.type, license, name=prog.name[:15],
+                         expected_attach_type=prog.expected_attach_type, attach_btf_id=attach_id,
+                         attach_btf_obj_fd=attach_fd, kern_version=kern_version, flags=prog.flags,
+                         btf=btf, func_info=fi, line_info=li, fd_array=fd_array or None, log_level=log_level)
+    except VerifierError as exc:
+        explained = _explain_core(exc, linked, resolutions)
+        if explained is not None:
+            raise explained from None
+        raise
+    finally:
+        if attach_fd is not None:
+            attach_fd.close()
+    p.section = prog.section  # type: ignore[attr-defined]
+    return p
+
+
+def _explain_core(exc: VerifierError, linked: "LinkedProgram",
+                  resolutions: dict[str, list["Resolution"]]) -> Optional[VerifierError]:
+    """A VerifierError naming the poisoned CO-RE relocation, when that is what the verifier hit."""
+    if not resolutions:
+        return None
+    from ..btf.core import explain_verifier_log, find_poisoned
+
+    idx = getattr(exc, "insn_index", None)
+    for fn, offset in linked.layout.items():
+        res = resolutions.get(fn)
+        if not res:
+            continue
+        hit = find_poisoned(res, idx, offset=offset) if idx is not None else None
+        log = explain_verifier_log(exc.log, res, offset=offset)
+        if hit is not None or log is not None:
+            why = hit.explanation if hit is not None else "failed to resolve a CO-RE relocation"
+            err = VerifierError(exc.errno or 22, exc.command, f"{linked.name}: {why}", log or exc.log,
+                                "the kernel lacks the type or field this relocation needs: guard the access with "
+                                "bpf_core_field_exists()/bpf_core_type_exists() or give a BTF with btf=")
+            err.insn_index = idx  # type: ignore[attr-defined]
+            return err
+    return None
