@@ -1,8 +1,9 @@
 """Attach-method probes: each tries the real attach path once with a do-nothing program and undoes it.
 
 Programs used here return the "let it pass" value of their hook (XDP_PASS, SK_PASS, NF_ACCEPT,
-cgroup allow), cgroup attaches go to a fresh empty child cgroup, and every link is closed right
-away, so a probe never changes what the host does.
+cgroup allow), cgroup attaches go to a fresh empty child cgroup, network attaches happen in a
+private network namespace entered by the probing thread alone, and every link is closed right away,
+so a probe never changes what the host does.
 """
 
 from __future__ import annotations
@@ -100,6 +101,33 @@ def _scratch_file() -> Iterator[str]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def _private_netns() -> Iterator[bool]:
+    """Move the calling thread (only it: namespaces are per task) into a fresh network namespace, so
+    XDP/tcx/netfilter/sk_lookup probes touch nothing of the host's; yields False (and stays in the host
+    namespace) when that is not allowed."""
+    try:
+        orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            if _libc.setns(orig, CLONE_NEWNET) != 0:  # pragma: no cover - cannot happen with the fd we hold
+                raise OSError(ctypes.get_errno(), "setns back to the original network namespace failed")
+    finally:
+        os.close(orig)
 
 
 def _attach_perf_link(name: str, prog: int, pfd: int, cookie: int = 0) -> ProbeResult:
@@ -364,13 +392,15 @@ def _p_uprobe_multi(c: _Ctx) -> ProbeResult:
 def _p_xdp_link(c: _Ctx) -> ProbeResult:
     prog = c.prog("xdp_link", ProgType.XDP, XDP_PASS, eat=AttachType.XDP)
     try:
-        fd = _link_create(prog, 1, AttachType.XDP)  # ifindex 1 = lo, XDP_PASS
+        with _private_netns() as private:
+            fd = _link_create(prog, 1, AttachType.XDP)  # ifindex 1 = lo, XDP_PASS
+        where = "lo of a private network namespace" if private else "the host's lo"
         if fd == -_errno.EBUSY:
-            return ok("xdp_link", "supported (lo already has an XDP program: EBUSY)")
+            return ok("xdp_link", f"supported ({where} already has an XDP program: EBUSY)")
         if fd < 0:
-            return failed("xdp_link", -fd, "XDP link on lo refused (Linux >= 5.9 for XDP links)")
+            return failed("xdp_link", -fd, "XDP link refused (Linux >= 5.9 for XDP links)")
         close(fd)
-        return ok("xdp_link", "XDP link on lo (generic mode) created and closed")
+        return ok("xdp_link", f"XDP link (generic mode) on {where} created and closed")
     finally:
         close(prog)
 
@@ -378,11 +408,14 @@ def _p_xdp_link(c: _Ctx) -> ProbeResult:
 def _p_tcx(c: _Ctx) -> ProbeResult:
     prog = c.prog("tcx", ProgType.SCHED_CLS, 0, eat=AttachType.TCX_INGRESS)  # TCX_PASS
     try:
-        fd = _link_create(prog, 1, AttachType.TCX_INGRESS)
+        with _private_netns() as private:
+            fd = _link_create(prog, 1, AttachType.TCX_INGRESS)
+            if fd >= 0:
+                close(fd)
         if fd < 0:
             return failed("tcx", -fd, "tcx link refused (Linux >= 6.6); plan B: tc clsact + cls_bpf via netlink")
-        close(fd)
-        return ok("tcx", "tcx ingress link on lo created and closed")
+        return ok("tcx", "tcx ingress link on " + ("lo of a private network namespace" if private else "the host's lo")
+                  + " created and closed")
     finally:
         close(prog)
 
@@ -441,15 +474,17 @@ def _p_cgroup_link(c: _Ctx) -> ProbeResult:
 def _p_netns_link(c: _Ctx) -> ProbeResult:
     prog = c.prog("netns_link", ProgType.SK_LOOKUP, SK_PASS, eat=AttachType.SK_LOOKUP)
     try:
-        ns = os.open("/proc/self/ns/net", os.O_RDONLY)
-        try:
-            fd = _link_create(prog, ns, AttachType.SK_LOOKUP)
-        finally:
-            os.close(ns)
+        with _private_netns() as private:
+            ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+            try:
+                fd = _link_create(prog, ns, AttachType.SK_LOOKUP)
+            finally:
+                os.close(ns)
         if fd < 0:
             return failed("netns_link", -fd, "sk_lookup netns link refused (Linux >= 5.9)")
         close(fd)
-        return ok("netns_link", "sk_lookup link on this network namespace created and closed")
+        return ok("netns_link", "sk_lookup link on " + ("a private" if private else "this") +
+                  " network namespace created and closed")
     finally:
         close(prog)
 
@@ -457,11 +492,13 @@ def _p_netns_link(c: _Ctx) -> ProbeResult:
 def _p_netfilter_link(c: _Ctx) -> ProbeResult:
     prog = c.prog("netfilter_link", ProgType.NETFILTER, NF_ACCEPT, eat=AttachType.NETFILTER)
     try:
-        fd = _link_create(prog, 0, AttachType.NETFILTER, netfilter__pf=2, netfilter__hooknum=1,
-                          netfilter__priority=100)  # NFPROTO_IPV4, NF_INET_LOCAL_IN, accept
+        with _private_netns():  # netfilter hooks are per network namespace
+            fd = _link_create(prog, 0, AttachType.NETFILTER, netfilter__pf=2, netfilter__hooknum=1,
+                              netfilter__priority=100)  # NFPROTO_IPV4, NF_INET_LOCAL_IN, accept
+            if fd >= 0:
+                close(fd)
         if fd < 0:
             return failed("netfilter_link", -fd, "netfilter link refused (Linux >= 6.4, CONFIG_NETFILTER_BPF_LINK)")
-        close(fd)
         return ok("netfilter_link", "IPv4 LOCAL_IN hook link created and closed")
     finally:
         close(prog)
