@@ -334,15 +334,34 @@ def test_every_accessor_on_every_object_of_the_host() -> None:
             assert all(r.owners is not None for r in lister())
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def test_snapshot_leaks_no_fds() -> None:
     with ops.map_create(MapType.HASH, 4, 4, 4, name="inv_leak") as m, load_prog(name="inv_leak") as p, \
-            ops.raw_tracepoint_open("sys_enter", int(p)):
-        inventory.snapshot()  # warm caches and imports
-        before = len(os.listdir("/proc/self/fd"))
+            ops.raw_tracepoint_open("sys_enter", int(p)) as lk:
+        ops.map_update_elem(int(m), bytes(4), bytes(4))
+        ids = (obj_id(p), obj_id(m), obj_id(lk))
+        calls = [
+            lambda: inventory.programs(), lambda: inventory.maps(), lambda: inventory.links(),
+            lambda: inventory.btfs(), lambda: inventory.processes(), lambda: inventory.get_program(ids[0]),
+            lambda: inventory.get_map(ids[1]), lambda: inventory.get_link(ids[2]), lambda: dump_map(ids[1]),
+        ]
+        for call in calls:
+            call()  # warm caches and imports
+        inventory.snapshot()
+        fds_before, rss_before = len(os.listdir("/proc/self/fd")), _rss_bytes()
         for _ in range(200):
             snap = inventory.snapshot()
-        after = len(os.listdir("/proc/self/fd"))
-        assert after == before, f"fd count went from {before} to {after}"
+        for _ in range(30):
+            for call in calls:
+                call()
+        fds_after, rss_after = len(os.listdir("/proc/self/fd")), _rss_bytes()
+        assert fds_after == fds_before, f"fd count went from {fds_before} to {fds_after}"
+        # records are small: a real leak of one per object per call would add far more than this
+        assert rss_after - rss_before < 8 << 20, f"RSS grew by {(rss_after - rss_before) >> 10} KiB"
         assert obj_id(m) in snap.maps_by_id
 
 
