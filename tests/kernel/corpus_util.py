@@ -22,6 +22,29 @@ BPFFS = "/sys/fs/bpf"
 SHF_EXECINSTR = 0x4
 
 
+# objects that need a newer kernel than the rest (the rest load on 5.10 and later)
+MIN_KERNEL = {
+    "kfunc.bpf.o": ((6, 2), "bpf_rcu_read_lock/unlock kfuncs"),
+    "loops.bpf.o": ((5, 17), "the bpf_loop helper"),
+    "atomics.bpf.o": ((5, 12), "atomic fetch operations"),
+}
+
+
+def kernel_version() -> tuple[int, int]:
+    """(major, minor) of the running kernel."""
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def skip_if_kernel_too_old(obj: Path) -> None:
+    """pytest.skip when ``obj`` needs a newer kernel than this one (with the reason)."""
+    import pytest
+
+    need = MIN_KERNEL.get(obj.name)
+    if need and kernel_version() < need[0]:
+        pytest.skip(f"{obj.name} needs Linux {need[0][0]}.{need[0][1]}+ for {need[1]}")
+
+
 def corpus_objects() -> list[Path]:
     """Every committed corpus object, sorted."""
     return sorted(CORPUS_DIR.glob("*.bpf.o"))

@@ -14,7 +14,7 @@ from corebpf.asm import (
 )
 from corebpf.asm.builder import *  # noqa: F403
 
-from corpus_util import bpftool, bpftool_dump_xlated, bpftool_version
+from corpus_util import bpftool, bpftool_dump_xlated, bpftool_version, kernel_version
 
 PACKET = bytes(range(64))
 
@@ -47,6 +47,11 @@ def test_minimal_program_returns_constant():
         assert run(fd) == 42
 
 
+needs_v4 = pytest.mark.skipif(kernel_version() < (6, 6), reason="ISA v4 (sdiv/smod, movsx, ldsx, bswap, gotol) "
+                              "needs Linux 6.6+")
+
+
+@needs_v4
 def test_alu_jumps_and_isa_v4_forms():
     prog = assemble([
         mov64(R1, -100), mov64(R2, 7), sdiv64(R1, R2),          # -14 (truncates toward zero)
@@ -72,6 +77,7 @@ def test_alu_jumps_and_isa_v4_forms():
         assert _s32(run(fd)) == expected
 
 
+@pytest.mark.skipif(kernel_version() < (5, 12), reason="atomic fetch/xchg/cmpxchg need Linux 5.12+")
 def test_atomics_on_the_stack():
     prog = assemble([
         st(Size.DW, R10, -8, 5),
@@ -120,6 +126,7 @@ def test_bpf_to_bpf_call_and_map_access():
             assert any(i.is_pseudo_call for i in insns)
 
 
+@needs_v4
 @pytest.mark.skipif(bpftool() is None, reason="bpftool is not installed")
 def test_builder_program_dump_matches_bpftool():
     """Newer instruction forms through bpftool's printer (7.1 prints them in the legacy dialect)."""

@@ -8,7 +8,11 @@ import pytest
 from corebpf.asm import Dialect, KernelSymbols, decode, disassemble, dump_xlated, encode, read_btf, read_xlated_by_id
 from corebpf.asm.btf_source import ProgramBTF
 
-from corpus_util import bpftool, bpftool_dump_xlated, bpftool_version, corpus_objects, loaded_object
+from corpus_util import (
+    bpftool, bpftool_dump_xlated, bpftool_version, corpus_objects, kernel_version, loaded_object,
+    skip_if_kernel_too_old,
+)
+from corpus_util import MIN_KERNEL
 
 pytestmark = pytest.mark.skipif(bpftool() is None, reason="bpftool is not installed (apt-get install bpftool)")
 
@@ -26,6 +30,7 @@ def test_corpus_is_not_empty():
 
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_xlated_matches_bpftool(obj, dialect):
+    skip_if_kernel_too_old(obj)
     with loaded_object(obj) as progs:
         assert progs, f"bpftool loaded no program from {obj.name}"
         kallsyms = KernelSymbols.load()  # after the load: the JITed subprograms' symbols are there
@@ -38,6 +43,7 @@ def test_xlated_matches_bpftool(obj, dialect):
 
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_xlated_opcodes_and_linum_match_bpftool(obj, dialect):
+    skip_if_kernel_too_old(obj)
     with loaded_object(obj) as progs:
         kallsyms = KernelSymbols.load()
         for name, prog_id in progs.items():
@@ -50,6 +56,7 @@ def test_xlated_opcodes_and_linum_match_bpftool(obj, dialect):
 
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_xlated_round_trip_and_records(obj):
+    skip_if_kernel_too_old(obj)
     with loaded_object(obj) as progs:
         for name, prog_id in progs.items():
             prog = read_xlated_by_id(prog_id)
@@ -78,6 +85,9 @@ def test_current_dialect_differs_only_on_new_forms(dialect):
     """The CURRENT dialect may differ from LEGACY only where the instruction is a newer form."""
     newer = []
     for obj in OBJECTS:
+        need = MIN_KERNEL.get(obj.name)
+        if need and kernel_version() < need[0]:
+            continue
         with loaded_object(obj) as progs:
             for prog_id in progs.values():
                 prog = read_xlated_by_id(prog_id)
