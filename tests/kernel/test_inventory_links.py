@@ -188,3 +188,53 @@ def test_legacy_perf_event_attach_owner() -> None:
         rec = inventory.get_program(prog_id)
         mine = [o for o in rec.owners or () if o.pid == os.getpid()]
         assert [(o.via, o.fds) for o in mine] == [("perf_event", (int(event),))]
+
+
+def _entry_file_offset(path: str) -> int:
+    """File offset of an ELF executable's entry point (a safe place for a uprobe)."""
+    import struct
+    raw = Path(path).read_bytes()
+    entry, phoff = struct.unpack_from("<Q", raw, 24)[0], struct.unpack_from("<Q", raw, 32)[0]
+    phentsize, phnum = struct.unpack_from("<HH", raw, 54)
+    for i in range(phnum):
+        p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from("<IIQQQQ", raw, phoff + i * phentsize)
+        if p_type == 1 and p_vaddr <= entry < p_vaddr + p_filesz:
+            return entry - p_vaddr + p_offset
+    pytest.skip(f"cannot find the entry point of {path}")
+
+
+TARGET = os.path.realpath("/usr/bin/true")
+
+
+def test_uprobe_multi_link() -> None:
+    import ctypes
+    offsets = (ctypes.c_uint64 * 1)(_entry_file_offset(TARGET))
+    path = TARGET.encode() + b"\0"
+    with load(ProgType.KPROBE, expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as prog, \
+            create(prog, 0, AttachType.TRACE_UPROBE_MULTI, uprobe_multi__path=ops.addr(path),
+                   uprobe_multi__offsets=ctypes.addressof(offsets), uprobe_multi__cnt=1) as lk:
+        rec = link_record(lk, prog)
+        assert rec.type == "UPROBE_MULTI"
+        assert rec.attach == A.UprobeMultiAttach(TARGET, 1, 0, 0, False)
+        assert rec.attach.target == f"uprobe.multi {TARGET} 1 offsets"
+
+
+def test_perf_event_uprobe_link() -> None:
+    pmu_type = Path("/sys/bus/event_source/devices/uprobe/type")
+    if not pmu_type.exists():
+        pytest.skip("no uprobe PMU")
+    offset = _entry_file_offset(TARGET)
+    path = TARGET.encode() + b"\0"
+    attr = uapi.PerfEventAttr(type=int(pmu_type.read_text()))
+    attr.uprobe_path = ops.addr(path)
+    attr.probe_offset = offset
+    try:
+        event = FD(perf_event_open(attr, -1, 0))
+    except BPFError as exc:
+        pytest.skip(f"uprobe perf event refused: {exc}")
+    with event, load(ProgType.KPROBE) as prog, create(prog, int(event), AttachType.PERF_EVENT) as lk:
+        rec = link_record(lk, prog)
+        assert rec.type == "PERF_EVENT"
+        assert isinstance(rec.attach, A.PerfEventAttach)
+        assert (rec.attach.kind, rec.attach.name, rec.attach.offset) == ("UPROBE", TARGET, offset)
+        assert rec.attach.target == f"uprobe {TARGET}+{offset:#x}"
