@@ -238,3 +238,22 @@ def test_perf_event_uprobe_link() -> None:
         assert isinstance(rec.attach, A.PerfEventAttach)
         assert (rec.attach.kind, rec.attach.name, rec.attach.offset) == ("UPROBE", TARGET, offset)
         assert rec.attach.target == f"uprobe {TARGET}+{offset:#x}"
+
+
+def test_netfilter_link() -> None:
+    with load(ProgType.NETFILTER, ret=1, expected_attach_type=AttachType.NETFILTER) as prog, \
+            create(prog, 0, AttachType.NETFILTER, netfilter__pf=2, netfilter__hooknum=1,
+                   netfilter__priority=-128) as lk:  # NFPROTO_IPV4, NF_INET_LOCAL_IN
+        rec = link_record(lk, prog)
+        assert rec.type == "NETFILTER" and rec.attach == A.NetfilterAttach(2, 1, -128, 0)
+        assert rec.attach.target == "netfilter ipv4 input prio -128"
+
+
+def test_sockmap_link() -> None:
+    from corebpf._sys import MapType
+    with ops.map_create(MapType.SOCKMAP, 4, 4, 2, name="inv_sockmap") as sm, \
+            load(ProgType.SK_SKB, ret=1, expected_attach_type=AttachType.SK_SKB_VERDICT) as prog, \
+            create(prog, int(sm), AttachType.SK_SKB_VERDICT) as lk:
+        rec = link_record(lk, prog)
+        assert rec.type == "SOCKMAP"
+        assert rec.attach == A.SockmapAttach(identify(sm)[1], "SK_SKB_VERDICT")  # type: ignore[index]
