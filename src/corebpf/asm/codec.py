@@ -31,27 +31,31 @@ def iter_decode(data: bytes | bytearray | memoryview, *, strict: bool = False,
         whole = size - size % INSN_SIZE
         raise InstructionError(f"truncated instruction at byte offset {base_offset + whole}: "
                                f"{size % INSN_SIZE} trailing byte(s), instructions are {INSN_SIZE} bytes")
-    pos = 0
-    while pos < size:
-        code, regs, off, imm = _SLOT.unpack_from(view, pos)
+    make = Instruction._trusted
+    slots = _SLOT.iter_unpack(view)
+    slot = 0
+    for code, regs, off, imm in slots:
         if code == LD_IMM64:
-            if pos + 2 * INSN_SIZE > size:
-                raise InstructionError(f"ld_imm64 at byte offset {base_offset + pos} is missing its second "
-                                       "8-byte slot")
-            reserved, hi = struct.unpack_from("<II", view, pos + INSN_SIZE)
-            insn = Instruction(code, regs & 0xF, regs >> 4, off, (hi << 32) | (imm & 0xFFFFFFFF), reserved)
+            try:
+                _, _, _, hi = next(slots)
+            except StopIteration:
+                raise InstructionError(f"ld_imm64 at byte offset {base_offset + slot * INSN_SIZE} is missing "
+                                       "its second 8-byte slot") from None
+            pos = (slot + 1) * INSN_SIZE
+            reserved = int.from_bytes(view[pos:pos + 4], "little")
+            insn = make(code, regs & 0xF, regs >> 4, off, (hi & 0xFFFFFFFF) << 32 | (imm & 0xFFFFFFFF), reserved)
         else:
             if code & CLASS_MASK == InsnClass.LD and code & MODE_MASK == Mode.IMM:
-                raise InstructionError(f"opcode 0x{code:02x} at byte offset {base_offset + pos}: a 64-bit "
-                                       "immediate load must have size DW (0x18); this width is undefined")
-            insn = Instruction(code, regs & 0xF, regs >> 4, off, imm)
+                raise InstructionError(f"opcode 0x{code:02x} at byte offset {base_offset + slot * INSN_SIZE}: "
+                                       "a 64-bit immediate load must have size DW (0x18); this width is undefined")
+            insn = make(code, regs & 0xF, regs >> 4, off, imm)
         if strict:
             problem = insn.problem()
             if problem:
-                raise InstructionError(f"invalid instruction at byte offset {base_offset + pos} "
+                raise InstructionError(f"invalid instruction at byte offset {base_offset + slot * INSN_SIZE} "
                                        f"({insn.to_bytes().hex()}): {problem}")
-        yield pos // INSN_SIZE, insn
-        pos += insn.slots * INSN_SIZE
+        yield slot, insn
+        slot += insn.slots
 
 
 def decode(data: bytes | bytearray | memoryview, *, strict: bool = False) -> list[Instruction]:

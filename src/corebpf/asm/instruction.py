@@ -77,6 +77,19 @@ class Instruction:
             if self.reserved:
                 raise InstructionError("only ld_imm64 has a second slot for reserved bits")
 
+    @classmethod
+    def _trusted(cls, opcode: int, dst: int, src: int, off: int, imm: int, reserved: int = 0) -> "Instruction":
+        # the decoder's fast path: fields straight from struct.unpack are already in range and
+        # in canonical form (off and one-slot imm signed, ld_imm64 imm unsigned)
+        insn = _new(cls)
+        _set(insn, "opcode", opcode)
+        _set(insn, "dst", dst)
+        _set(insn, "src", src)
+        _set(insn, "off", off)
+        _set(insn, "imm", imm)
+        _set(insn, "reserved", reserved)
+        return insn
+
     # ---- opcode fields ---------------------------------------------------------------------
 
     @property
@@ -267,6 +280,10 @@ class Instruction:
         if self.reserved:
             parts.append(f"reserved={self.reserved:#x}")
         return f"Instruction({', '.join(parts)})"
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _problem(insn: Instruction) -> Optional[str]:
