@@ -43,6 +43,7 @@ from corebpf.btf.c_dump_table import (
     ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, FUNC, FUNC_PROTO, FWD, INT, PTR, RESTRICT, STRUCT,
     TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawTypes,
 )
+from corebpf.btf.c_dump_cache import cache_key, load as cache_load, store as cache_store
 from corebpf.errors import BTFError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,12 +71,18 @@ FOOTER = (
 # order_state / emit_state values
 _NOT, _BUSY, _DONE = 0, 1, 2
 _MODS = (VOLATILE, CONST, RESTRICT, TYPE_TAG)
+# kinds that _emit_type just passes through to the type they refer to
+_PASS = frozenset((PTR, VOLATILE, CONST, RESTRICT, TYPE_TAG, ARRAY))
+# kinds whose ordering as a top-level type only marks them ordered and writes nothing
+_SILENT = frozenset((INT, FLOAT, FUNC, VAR, DATASEC, DECL_TAG))
 # GCC's internal Arm SIMD base types that BTF may name without defining (libbpf aliases them too)
 _MISSING_BASE_TYPES = {
     "__Poly8_t": "unsigned char", "__Poly16_t": "unsigned short", "__Poly64_t": "unsigned long long",
     "__Poly128_t": "unsigned __int128",
 }
 _PAD_TYPES = ("long", "int", "short", "char")
+# stands for the declared name while a declarator is worked out (see CDumper._emit_decl)
+_NAME = "\x00"
 
 
 def _tabs(level: int, _cache: list[str] = []) -> str:  # noqa: B006 - a deliberate memo
@@ -105,6 +112,8 @@ class CDumper:
         self._resolved: dict[int, str] = {}
         self._align: dict[int, int] = {}
         self._size: dict[int, int] = {}
+        self._decls: dict[int, object] = {}   # declarator text around the name, per type id
+        self._inline_defs = 0                 # anonymous struct/enum bodies written so far
 
     # -- public -----------------------------------------------------------------------------------
     def dump_type(self, type_id: int) -> None:
@@ -253,30 +262,34 @@ class CDumper:
         return bool(ref[type_id])
 
     def _mark_referenced(self) -> bytearray:
-        """Which ids some other type refers to (only used to tell lone anonymous enums apart)."""
+        """Which ids some other type refers to (only used to tell lone anonymous enums apart).
+
+        Walks the referring kinds one kind at a time (a byte search of the kind table finds them)
+        and takes member/parameter type ids as strided slices, so the loop runs in C where it can.
+        """
         t = self.t
-        w, offs, kinds = t.words, t.offs, t.kinds
-        ref = bytearray(t.last_id + 1)
-        for tid in range(1, t.last_id + 1):
-            kind = kinds[tid]
-            if kind == FUNC:  # refers to a FUNC_PROTO only: cannot matter here
-                continue
+        w, offs = t.words, t.offs
+        refs: set[int] = set()
+        add, update = refs.add, refs.update
+        for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG):
+            for tid in t.ids_of_kind(kind):
+                add(w[offs[tid] + 2])
+        for tid in t.ids_of_kind(ARRAY):
             off = offs[tid]
-            if kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG):
-                ref[w[off + 2]] = 1
-            elif kind == ARRAY:
-                ref[w[off + 3]] = 1
-                ref[w[off + 4]] = 1
-            elif kind in (STRUCT, UNION, DATASEC):
+            add(w[off + 3])
+            add(w[off + 4])
+        for kind, first, step in ((STRUCT, 4, 3), (UNION, 4, 3), (DATASEC, 3, 3), (FUNC_PROTO, 4, 2)):
+            for tid in t.ids_of_kind(kind):
+                off = offs[tid]
                 vlen = w[off + 1] & 0xFFFF
-                first = off + 4 if kind != DATASEC else off + 3
-                for p in range(first, first + 3 * vlen, 3):
-                    ref[w[p]] = 1
-            elif kind == FUNC_PROTO:
-                vlen = w[off + 1] & 0xFFFF
-                ref[w[off + 2]] = 1
-                for p in range(off + 4, off + 4 + 2 * vlen, 2):
-                    ref[w[p]] = 1
+                if vlen:
+                    update(w[off + first:off + first + step * vlen:step])
+                if kind == FUNC_PROTO:
+                    add(w[off + 2])
+        ref = bytearray(t.last_id + 1)
+        for tid in refs:
+            if tid <= t.last_id:
+                ref[tid] = 1
         return ref
 
     def _order_type(self, type_id: int, through_ptr: bool) -> bool:
@@ -311,10 +324,10 @@ class CDumper:
             if through_ptr and named:
                 return False
             state[type_id] = _BUSY
-            p = off + 4
-            for _ in range(w[off + 1] & 0xFFFF):
-                self._order_type(w[p], False)
-                p += 3
+            order_type = self._order_type
+            for m in w[off + 4:off + 4 + 3 * (w[off + 1] & 0xFFFF):3]:
+                if state[m] != _DONE:
+                    order_type(m, False)
             if named:
                 self._queue.append(type_id)
             state[type_id] = _DONE
@@ -335,12 +348,13 @@ class CDumper:
         if kind in _MODS:
             return self._order_type(w[off + 2], through_ptr)
         if kind == FUNC_PROTO:
-            strong = self._order_type(w[off + 2], through_ptr)
-            p = off + 4
-            for _ in range(w[off + 1] & 0xFFFF):
-                if self._order_type(w[p], through_ptr):
+            ret = w[off + 2]
+            strong = state[ret] == _DONE or self._order_type(ret, through_ptr)
+            for p in range(off + 4, off + 4 + 2 * (w[off + 1] & 0xFFFF), 2):
+                param = w[p]
+                # an ordered type answers True without a call (see the top of this method)
+                if state[param] == _DONE or self._order_type(param, through_ptr):
                     strong = True
-                p += 2
             return strong
         # FUNC, VAR, DATASEC, DECL_TAG: nothing to declare in a header (as bpftool)
         state[type_id] = _DONE
@@ -406,10 +420,16 @@ class CDumper:
             if cont_id == 0 or not named:
                 # the body will be written: its members' types need declarations first
                 inner = type_id if named else cont_id
-                p = off + 4
-                for _ in range(w[off + 1] & 0xFFFF):
-                    self._emit_type(w[p], inner)
-                    p += 3
+                kinds, offs = t.kinds, t.offs
+                emit_type = self._emit_type
+                for m in w[off + 4:off + 4 + 3 * (w[off + 1] & 0xFFFF):3]:
+                    # pointers, qualifiers and arrays only pass the visit on: skip them here
+                    k = kinds[m]
+                    while k in _PASS and m:
+                        m = w[offs[m] + (3 if k == ARRAY else 2)]
+                        k = kinds[m]
+                    if emit[m] != _DONE:
+                        emit_type(m, inner)
             elif not self._fwd[type_id] and type_id != cont_id:
                 out.append(self._struct_fwd(type_id))
                 out.append(";\n\n")
@@ -503,41 +523,51 @@ class CDumper:
         info = w[off + 1]
         vlen = info & 0xFFFF
         kflag = info >> 31
-        size = w[off + 2]
         is_struct = t.kinds[type_id] == STRUCT
         packed = is_struct and self.is_packed(type_id)
-        align = 1 if packed else self.align_of(type_id)
         name = self.type_name(type_id)
         word = "struct" if is_struct else "union"
         out.append(f"{word} {name} {{" if name else f"{word} {{")
         pfx = "\n" + _tabs(lvl + 1)
-        string = t.string
+        names_get, string = t._names.get, t.string
+        sizes_get, size_of = self._size.get, self.size_of
+        emit_decl, decls_get = self._emit_decl, self._decls.get
         cur = 0
         prev_bitfield = False
-        align_of = self.align_of
-        size_of = self.size_of
-        for p in range(off + 3, off + 3 + 3 * vlen, 3):
-            mtype = w[p + 1]
-            moff = w[p + 2]
+        end = off + 3 + 3 * vlen
+        # strided slices pull each member's three words out in C
+        for name_off, mtype, moff in zip(w[off + 3:end:3], w[off + 4:end:3], w[off + 5:end:3]):
             if kflag:
                 m_bits, m_off = moff >> 24, moff & 0xFFFFFF
             else:
                 m_bits, m_off = 0, moff
-            m_align = 1 if packed else align_of(mtype)
             if m_off > cur:
-                self._emit_padding(cur, m_off, m_align, prev_bitfield and m_bits != 0, lvl + 1)
-            out.append(pfx)
-            self._emit_decl(mtype, string(w[p]) if w[p] else "", lvl + 1)
-            if m_bits:
-                out.append(f": {m_bits};")
-                cur = m_off + m_bits
-                prev_bitfield = True
+                self._emit_padding(cur, m_off, 1 if packed else self.align_of(mtype),
+                                   prev_bitfield and m_bits != 0, lvl + 1)
+            hit = decls_get(mtype) if name_off else None
+            if hit is not None:  # the common case, inlined: a declarator seen before
+                fname = names_get(name_off) or string(name_off)
+                if m_bits:
+                    out.append(f"{pfx}{hit[0]}{fname}{hit[1]}: {m_bits};")  # type: ignore[index]
+                    cur = m_off + m_bits
+                    prev_bitfield = True
+                    continue
+                out.append(f"{pfx}{hit[0]}{fname}{hit[1]};")  # type: ignore[index]
             else:
+                out.append(pfx)
+                emit_decl(mtype, (names_get(name_off) or string(name_off)) if name_off else "", lvl + 1)
+                if m_bits:
+                    out.append(f": {m_bits};")
+                    cur = m_off + m_bits
+                    prev_bitfield = True
+                    continue
                 out.append(";")
-                cur = m_off + 8 * size_of(mtype)
-                prev_bitfield = False
+            size = sizes_get(mtype)
+            cur = m_off + 8 * (size if size is not None else size_of(mtype))
+            prev_bitfield = False
+        size = w[off + 2]
         if is_struct and size * 8 > cur:
-            self._emit_padding(cur, size * 8, align, False, lvl + 1)
+            self._emit_padding(cur, size * 8, 1 if packed else self.align_of(type_id), False, lvl + 1)
         if vlen or size:
             out.append(f"\n{_tabs(lvl)}}}")
         else:
@@ -580,7 +610,21 @@ class CDumper:
 
     # -- declarators ------------------------------------------------------------------------------
     def _emit_decl(self, type_id: int, fname: str, lvl: int) -> None:
-        """Write a declaration of ``fname`` with type ``type_id`` (``char *name[4]``, ``int (*f)(void)``)."""
+        """Write a declaration of ``fname`` with type ``type_id`` (``char *name[4]``, ``int (*f)(void)``).
+
+        The text around the name depends only on the type, unless it holds an anonymous struct/enum
+        written inline (those print their body, indented, and number their enumerators), so it is
+        worked out once per type and reused.
+        """
+        out = self.out
+        key = type_id if fname else ~type_id
+        hit = self._decls.get(key)
+        if hit is not None:
+            if fname:
+                out.append(hit[0] + fname + hit[1])  # type: ignore[operator]
+            else:
+                out.append(hit)  # type: ignore[arg-type]
+            return
         t = self.t
         w, offs, kinds = t.words, t.offs, t.kinds
         stack = []
@@ -597,10 +641,20 @@ class CDumper:
                 tid = w[offs[tid] + 3]
             else:
                 break
-        if len(stack) == 1:  # the common case: a plain named type
-            self._emit_chain(stack, fname, lvl)
-            return
-        self._emit_chain(stack, fname, lvl)
+        start = len(out)
+        inline_before = self._inline_defs
+        self._emit_chain(stack, _NAME if fname else "", lvl)
+        text = "".join(out[start:])
+        del out[start:]
+        if fname:
+            pre, _, post = text.partition(_NAME)
+            out.append(pre + fname + post)
+            if self._inline_defs == inline_before:
+                self._decls[key] = (pre, post)
+        else:
+            out.append(text)
+            if self._inline_defs == inline_before:
+                self._decls[key] = text
 
     def _emit_mods(self, decls: list[int]) -> None:
         kinds = self.t.kinds
@@ -645,6 +699,7 @@ class CDumper:
                 if w[offs[tid]]:
                     out.append(self._struct_fwd(tid))
                 else:
+                    self._inline_defs += 1
                     self._emit_struct_def(tid, lvl)
             elif kind == INT or kind == FLOAT:
                 self._emit_mods(decls)
@@ -660,6 +715,7 @@ class CDumper:
                 if w[offs[tid]]:
                     out.append(f"enum {self.type_name(tid)}")
                 else:
+                    self._inline_defs += 1
                     self._emit_enum_def(tid, lvl)
             elif kind == FWD:
                 self._emit_mods(decls)
@@ -763,10 +819,34 @@ def _select(types: RawTypes, names: Iterable[Union[str, int]]) -> list[int]:
     return sorted(set(ids))
 
 
+def _blobs(btf: Union["BTF", RawTypes, bytes]) -> tuple[bytes, ...]:
+    if isinstance(btf, RawTypes):
+        return btf.blobs
+    if isinstance(btf, (bytes, bytearray, memoryview)):
+        return (bytes(btf),)
+    chain = []
+    b: Optional["BTF"] = btf
+    while b is not None:
+        chain.append(b.raw)
+        b = b.base
+    return tuple(reversed(chain))
+
+
 def iter_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[str, int]]] = None, *,
-           header: bool = True) -> Iterator[str]:
+           header: bool = True, cache: bool = False) -> Iterator[str]:
     """Yield the C header in chunks (see :func:`dump_c`)."""
-    rt = raw_types(btf)
+    if cache and types is None:
+        key = cache_key(_blobs(btf), f"header={int(header)}")
+        hit = cache_load(key)
+        if hit is not None:
+            yield from hit
+            return
+        yield from cache_store(key, _generate(raw_types(btf), None, header))
+        return
+    yield from _generate(raw_types(btf), types, header)
+
+
+def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: bool) -> Iterator[str]:
     ids: Iterable[int]
     if types is None:
         ids = range(rt.start_id, rt.last_id + 1)
@@ -776,11 +856,20 @@ def iter_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[st
     if header:
         yield HEADER
     limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))  # type graphs nest deeper than Python's default
+    sys.setrecursionlimit(max(limit, 10000))  # type graphs nest deeper than Python's default
     try:
         out = dumper.out
+        order, kinds = dumper._order, rt.kinds
         for tid in ids:
-            dumper.dump_type(tid)
+            if order[tid] == _DONE:
+                continue  # already ordered: dumping it again would write nothing
+            if kinds[tid] in _SILENT:
+                order[tid] = _DONE  # what ordering would do, without the call
+                continue
+            queue = dumper._queue = []
+            dumper._order_type(tid, False)
+            for q in queue:
+                dumper._emit_type(q, 0)
             if len(out) > 4096:
                 yield dumper.take()
         yield dumper.take()
@@ -791,13 +880,14 @@ def iter_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[st
 
 
 def dump_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[str, int]]] = None, *,
-           header: bool = True) -> str:
+           header: bool = True, cache: bool = False) -> str:
     """The BTF as a C header, like ``bpftool btf dump file X format c``.
 
     ``btf``: a :class:`corebpf.btf.BTF` (split BTF dumps its own types, with the base types they need),
     a :class:`RawTypes`, or raw BTF bytes. ``types``: only these types (names, matching every
     non-function type of that name, or ids) and what they depend on, in id order. ``header``: wrap in
     the ``__VMLINUX_H__`` guard and the ``preserve_access_index`` pragma. Unknown names raise
-    KeyError listing them.
+    KeyError listing them. ``cache``: reuse (or store) a full dump in the on-disk cache
+    (:mod:`corebpf.btf.c_dump_cache`), keyed by the BTF's bytes.
     """
-    return "".join(iter_c(btf, types, header=header))
+    return "".join(iter_c(btf, types, header=header, cache=cache))

@@ -38,6 +38,9 @@ KIND_NAMES = ("UNKN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "
 
 # words after the 3-word header: fixed, and per vlen entry
 _FIXED = [3] * 32
+_FIXED[0] = 1 << 40  # unknown kinds: see RawTypes.__init__
+for _k in range(MAX_KIND + 1, 32):
+    _FIXED[_k] = 1 << 40
 _PER = [0] * 32
 for _k, _n in ((INT, 1), (ARRAY, 3), (VAR, 1), (DECL_TAG, 1)):
     _FIXED[_k] += _n
@@ -46,8 +49,11 @@ for _k, _n in ((STRUCT, 3), (UNION, 3), (ENUM, 2), (FUNC_PROTO, 2), (DATASEC, 3)
 _HEADER = 24
 
 
-def _parse(data: bytes, what: str) -> tuple[array, bytes]:
-    """(type section words in native order, string section) of a raw BTF blob."""
+def _parse(data: bytes, what: str) -> tuple[memoryview, int, int]:
+    """(type section as native-order words, string section start, string section end) of a raw BTF blob.
+
+    The words are a view of ``data`` when the blob is in this machine's byte order (no copy).
+    """
     if len(data) < _HEADER:
         raise BTFError(f"{what}: BTF truncated at offset {len(data)}: a header needs {_HEADER} bytes")
     magic = struct.unpack_from("<H", data, 0)[0]
@@ -59,14 +65,17 @@ def _parse(data: bytes, what: str) -> tuple[array, bytes]:
         raise BTFError(f"{what}: not BTF at offset 0: magic {magic:#06x}, expected 0xeb9f")
     hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIIII", data, 4)
     tpos, spos = hdr_len + type_off, hdr_len + str_off
-    if type_len % 4 or tpos + type_len > len(data) or spos + str_len > len(data):
+    if type_len % 4 or tpos % 4 or tpos + type_len > len(data) or spos + str_len > len(data):
         raise BTFError(f"{what}: BTF at offset 8: type section [{tpos}, {tpos + type_len}) or string "
-                       f"section [{spos}, {spos + str_len}) runs past the {len(data)} bytes")
+                       f"section [{spos}, {spos + str_len}) is misaligned or runs past the {len(data)} bytes")
+    if str_len and data[spos + str_len - 1] != 0:
+        raise BTFError(f"{what}: BTF string section at offset {spos + str_len - 1}: not NUL-terminated")
+    if (e == "<") == (sys.byteorder == "little"):
+        return memoryview(data)[tpos:tpos + type_len].cast("I"), spos, spos + str_len
     words = array("I")
     words.frombytes(data[tpos:tpos + type_len])
-    if (e == "<") != (sys.byteorder == "little"):
-        words.byteswap()
-    return words, bytes(data[spos:spos + str_len])
+    words.byteswap()
+    return memoryview(words.tobytes()).cast("I"), spos, spos + str_len
 
 
 class RawTypes:
@@ -81,43 +90,52 @@ class RawTypes:
         ptr_size: pointer size in bytes (8 unless the BTF's ``long`` says 4).
     """
 
-    __slots__ = ("words", "offs", "kinds", "strings", "start_id", "last_id", "ptr_size", "_names", "base")
+    __slots__ = ("words", "offs", "kinds", "start_id", "last_id", "ptr_size", "_names", "base", "_sbuf",
+                 "_spos", "_send", "blobs")
 
     def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
-        own_words, own_strings = _parse(data, what)
+        data = bytes(data) if not isinstance(data, bytes) else data
+        own_words, spos, send = _parse(data, what)
         self.base = base
+        #: the raw BTF blobs this table was built from, base first
+        self.blobs: tuple[bytes, ...] = (base.blobs if base is not None else ()) + (data,)
         if base is None:
-            words, strings = own_words, own_strings
+            words = own_words
+            self._sbuf, self._spos, self._send = data, spos, send
             offs, kinds = array("I", [0]), bytearray(1)
             first = 0
         else:
-            words = array("I", base.words)
-            first = len(words)
-            words.extend(own_words)
-            strings = base.strings + own_strings
+            # split BTF continues the base's ids and string offsets: concatenate both
+            words = memoryview(base.words.tobytes() + own_words.tobytes()).cast("I")
+            first = len(base.words)
+            self._sbuf = base._sbuf[base._spos:base._send] + data[spos:send]
+            self._spos, self._send = 0, len(self._sbuf)
             offs, kinds = array("I", base.offs), bytearray(base.kinds)
         self.start_id = len(offs)
         n = len(words)
         pos = first
         fixed, per = _FIXED, _PER
         offs_append, kinds_append = offs.append, kinds.append
+        # invalid kinds (0, > MAX_KIND) get an impossible length, which ends the loop; checked below
         try:
             while pos < n:
                 info = words[pos + 1]
-                kind = (info >> 24) & 0x1F
-                if not 0 < kind <= MAX_KIND:
-                    raise BTFError(f"{what}: BTF type [{len(offs)}] at type word {pos - first}: unknown kind {kind}")
+                kind = info >> 24 & 0x1F
                 offs_append(pos)
                 kinds_append(kind)
                 pos += fixed[kind] + (info & 0xFFFF) * per[kind]
         except IndexError:
             pos = n + 1
+        bad = kinds.find(0, self.start_id)
+        if bad < 0 and max(kinds[self.start_id:], default=1) > MAX_KIND:
+            bad = next(i for i in range(self.start_id, len(kinds)) if kinds[i] > MAX_KIND)
+        if bad >= 0:
+            raise BTFError(f"{what}: BTF type [{bad}] at type word {offs[bad] - first}: unknown kind {kinds[bad]}")
         if pos != n:
             raise BTFError(f"{what}: BTF truncated: the last type record runs past the type section's end")
         self.words = words
         self.offs = offs
         self.kinds = kinds
-        self.strings = strings
         self.last_id = len(offs) - 1
         self._names: dict[int, str] = {}
         self.ptr_size = base.ptr_size if base is not None else self._guess_ptr_size()
@@ -127,11 +145,11 @@ class RawTypes:
         """The NUL-terminated string at ``offset`` of the (concatenated) string section."""
         s = self._names.get(offset)
         if s is None:
-            strings = self.strings
-            end = strings.find(b"\0", offset)
-            if end < 0 or offset >= len(strings):
+            pos = self._spos + offset
+            end = self._sbuf.find(b"\0", pos, self._send)
+            if end < 0:
                 raise BTFError(f"BTF string offset {offset} is past the end of the string section")
-            s = strings[offset:end].decode("utf-8", "replace")
+            s = self._sbuf[pos:end].decode("utf-8", "replace")
             self._names[offset] = s
         return s
 
@@ -156,14 +174,14 @@ class RawTypes:
 
     def ids_named(self, *names: str) -> dict[str, list[int]]:
         """Ids of the types called exactly each of ``names`` (one scan of every type)."""
-        strings = self.strings
+        buf, spos, send = self._sbuf, self._spos, self._send
         wanted: dict[int, str] = {}
         for name in names:
             pat = b"\0" + name.encode() + b"\0"
-            i = strings.find(pat)
+            i = buf.find(pat, spos, send)
             while i >= 0:
-                wanted[i + 1] = name
-                i = strings.find(pat, i + 1)
+                wanted[i + 1 - spos] = name
+                i = buf.find(pat, i + 1, send)
         found: dict[str, list[int]] = {name: [] for name in names}
         if wanted:
             words, offs = self.words, self.offs
