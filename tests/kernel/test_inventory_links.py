@@ -257,3 +257,18 @@ def test_sockmap_link() -> None:
         rec = link_record(lk, prog)
         assert rec.type == "SOCKMAP"
         assert rec.attach == A.SockmapAttach(identify(sm)[1], "SK_SKB_VERDICT")  # type: ignore[index]
+
+
+def test_perf_event_tracepoint_link() -> None:
+    tracefs = _tracefs()
+    if tracefs is None:
+        pytest.skip("tracefs is not mounted and cannot be mounted")
+    tp_id = int((tracefs / "events/syscalls/sys_enter_getppid/id").read_text())
+    attr = uapi.PerfEventAttr(type=2, config=tp_id)  # PERF_TYPE_TRACEPOINT
+    attr.sample_period = 1
+    with FD(perf_event_open(attr, -1, 0)) as event, load(ProgType.TRACEPOINT) as prog, \
+            create(prog, int(event), AttachType.PERF_EVENT) as lk:
+        rec = link_record(lk, prog)
+        assert isinstance(rec.attach, A.PerfEventAttach) and rec.attach.kind == "TRACEPOINT"
+        assert rec.attach.name.endswith("sys_enter_getppid")
+        assert rec.attach.target == f"tracepoint {rec.attach.name}"

@@ -229,3 +229,36 @@ def test_snapshot_indexes_processes_and_summary_without_a_kernel() -> None:
     json.dumps(summary)
     with pytest.raises(dataclasses.FrozenInstanceError):
         snap.programs = ()  # type: ignore[misc]
+
+
+def test_decode_attach_from_info_without_a_kernel() -> None:
+    """Link types whose info carries no name decode from the info struct alone."""
+    from corebpf._sys import _generated as g
+    from corebpf.inventory import attach as A
+
+    def info(link_type: int) -> "g.LinkInfo":
+        i = g.LinkInfo()
+        i.type = link_type
+        return i
+
+    i = info(g.LinkType.TRACING)
+    i.tracing.attach_type, i.tracing.target_obj_id, i.tracing.target_btf_id = AttachType.TRACE_FENTRY, 1, 4242
+    assert A.decode_attach(-1, i) == A.TracingAttach("TRACE_FENTRY", 1, 4242, 0)
+    i = info(g.LinkType.KPROBE_MULTI)
+    i.kprobe_multi.count, i.kprobe_multi.flags, i.kprobe_multi.missed = 12, g.BPF_F_KPROBE_MULTI_RETURN, 3
+    assert A.decode_attach(-1, i) == A.KprobeMultiAttach(12, 1, 3, True)
+    i = info(g.LinkType.STRUCT_OPS)
+    i.struct_ops.map_id = 77
+    assert A.decode_attach(-1, i).target == "struct_ops map 77"
+    i = info(g.LinkType.NETKIT)
+    i.netkit.ifindex, i.netkit.attach_type = 0, AttachType.NETKIT_PEER
+    assert A.decode_attach(-1, i) == A.NetkitAttach(0, None, "NETKIT_PEER")
+    i = info(g.LinkType.CGROUP)
+    i.cgroup.cgroup_id, i.cgroup.attach_type = 99, AttachType.CGROUP_INET_EGRESS
+    assert A.decode_attach(-1, i).target == "cgroup 99 CGROUP_INET_EGRESS"
+    i = info(g.LinkType.PERF_EVENT)
+    i.perf_event.type = g.PerfEventLinkType.EVENT
+    i.perf_event.event.type, i.perf_event.event.config = 0, 1
+    assert A.decode_attach(-1, i) == A.PerfEventAttach("EVENT", event_type=0, config=1)
+    unknown = A.decode_attach(-1, info(200))
+    assert type(unknown) is A.LinkAttach and unknown.target == ""
