@@ -22,8 +22,8 @@ from .types import (
 __all__ = ["BTFBuilder", "BTFLoadError", "LoadedBTF", "load_btf", "encode_records"]
 
 
-class BTFLoadError(BPFError):
-    """The kernel rejected BTF (``BPF_BTF_LOAD``). ``str()`` ends with the log's last line (the reason);
+class BTFLoadError(BPFError, BTFError):
+    """The kernel rejected BTF (``BPF_BTF_LOAD``); both a :class:`BPFError` (errno) and a :class:`BTFError`. ``str()`` ends with the log's last line (the reason);
     ``.log`` is all of it."""
 
     def __init__(self, err: int, log: str) -> None:

@@ -12,13 +12,14 @@ is decoded or hashed per type at open time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from ..errors import BTFError
 from .types import Kind
 
-__all__ = ["TypeIndex", "build_index", "record_words", "MAX_KIND"]
+__all__ = ["TypeIndex", "build_index", "record_words", "MAX_KIND", "name_key", "name_keys", "add_name_keys"]
 
 MAX_KIND = max(Kind)
 
@@ -51,12 +52,17 @@ class TypeIndex:
         order: uint32, ``order[j]`` is the index (id - start_id) of the type with ``name_offs_sorted[j]``.
         odd: indexes of named types whose name_off points into the middle of a string (rare;
             looked at one by one in lookups).
+        keys_sorted, key_order: optional hash index, :func:`name_key` of each named type's essential
+            name, sorted, and the type indexes in that order. Built when the index is written to
+            the disk cache, so a cached open finds names without scanning the string table.
     """
 
     offsets: np.ndarray
     name_offs_sorted: np.ndarray
     order: np.ndarray
     odd: np.ndarray
+    keys_sorted: Optional[np.ndarray] = None
+    key_order: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -138,3 +144,62 @@ def build_index(words: np.ndarray, types_pos: int, strings: np.ndarray, str_base
         odd = np.union1d(odd, np.flatnonzero(in_base)[np.flatnonzero(base_strings[b - 1] != 0)])
     odd = odd.astype(np.uint32)
     return TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd)
+
+
+_M1 = 0x9E3779B97F4A7C15
+_M2 = 0xC2B2AE3D27D4EB4F
+_M3 = 0x165667B19E3779F9
+_MASK64 = (1 << 64) - 1
+
+
+def name_key(essential: bytes) -> int:
+    """64-bit lookup key of an essential name: its length, first and last 8 bytes, mixed.
+
+    Equal names have equal keys; different names rarely do (candidates are always checked by name).
+    """
+    n = len(essential)
+    first = int.from_bytes(essential[:8].ljust(8, b"\0"), "little")
+    last = int.from_bytes(essential[-8:], "little") if n >= 8 else first
+    k = ((first * _M1) ^ (last * _M2) ^ (n * _M3)) & _MASK64
+    return (k ^ (k >> 29)) & _MASK64
+
+
+def name_keys(strings: np.ndarray, name_offs: np.ndarray) -> np.ndarray:
+    """:func:`name_key` of the essential name at each offset of ``strings`` (vectorised; uint64)."""
+    if len(name_offs) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    size = len(strings)
+    padded = np.concatenate([strings, np.zeros(8, dtype=np.uint8)])
+    s = name_offs.astype(np.int64)
+    zeros = np.flatnonzero(strings == 0)
+    e = zeros[np.minimum(np.searchsorted(zeros, s), len(zeros) - 1)].astype(np.int64)
+    # the essential name ends at the last "X___Y" separator (X, Y not '_') inside the name
+    u = strings == 95
+    sep = np.flatnonzero(u[:-2] & u[1:-1] & u[2:]) if size >= 3 else np.zeros(0, dtype=np.int64)
+    sep = sep[(sep >= 1) & (sep + 3 < size)]
+    sep = sep[(strings[sep - 1] != 95) & (strings[sep + 3] != 95)]
+    end = e
+    if len(sep):
+        j = np.searchsorted(sep, e - 4, "right") - 1
+        cand = np.where(j >= 0, sep[np.maximum(j, 0)], -1)
+        end = np.where(cand >= s + 1, cand, e)
+    n = end - s
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 8)
+    keep = np.arange(8)[None, :] < n[:, None]
+    first = (windows[s] * keep).astype(np.uint8).view("<u8").ravel()
+    last_start = np.maximum(end - 8, s)
+    last = np.where(n >= 8, (windows[last_start]).copy().view("<u8").ravel(), first)
+    with np.errstate(over="ignore"):
+        k = (first * np.uint64(_M1)) ^ (last * np.uint64(_M2)) ^ (n.astype(np.uint64) * np.uint64(_M3))
+        return k ^ (k >> np.uint64(29))
+
+
+def add_name_keys(index: TypeIndex, words: np.ndarray, all_strings: np.ndarray) -> None:
+    """Fill ``index.keys_sorted``/``key_order`` (``all_strings``: base and own strings, in offset order)."""
+    offs = index.offsets.astype(np.intp)
+    name_offs = words[offs].astype(np.int64) if len(offs) else np.zeros(0, dtype=np.int64)
+    named = np.flatnonzero((name_offs > 0) & (name_offs < len(all_strings)))
+    keys = name_keys(all_strings, name_offs[named])
+    order = np.argsort(keys, kind="stable")
+    index.keys_sorted = np.ascontiguousarray(keys[order])
+    index.key_order = np.ascontiguousarray(named[order].astype(np.uint32))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from ..errors import BTFError
-from .index import TypeIndex
+from .index import TypeIndex, add_name_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import BTF
@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["cache_dir", "cache_key", "open_cached", "stats", "clear"]
 
 _MAGIC = b"CBTFIDX1"
-_VERSION = 1
-# magic, version, flags, key (32), data_len, n_types, n_odd, checksum, data_off, arrays_off
-_HEAD = struct.Struct("<8sII32sQIIIQQ")
+_VERSION = 2
+# magic, version, flags, key (32), data_len, n_types, n_odd, n_keys, checksum, data_off, arrays_off
+_HEAD = struct.Struct("<8sII32sQIIIIQQ")
 _SAMPLES = 16
 _SAMPLE_SIZE = 512
 
@@ -130,33 +130,47 @@ def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[m
         if len(mm) < _HEAD.size:
             return None
         tail = len(mm) - _HEAD.size
-        magic, version, _flags, ekey, data_len, n, n_odd, csum, data_off, arr_off = _HEAD.unpack_from(mm, tail)
-        if magic != _MAGIC or version != _VERSION or _flags or ekey != key or data_len != size or data_off:
+        (magic, version, flags, ekey, data_len, n, n_odd, n_keys, csum, data_off,
+         arr_off) = _HEAD.unpack_from(mm, tail)
+        if magic != _MAGIC or version != _VERSION or flags or ekey != key or data_len != size or data_off:
             return None
-        if data_len > arr_off or arr_off % 4 or arr_off + 4 * (3 * n + n_odd) != tail:
+        n32 = 3 * n + n_odd + n_keys
+        keys_off = (arr_off + 4 * n32 + 7) & ~7
+        if data_len > arr_off or arr_off % 8 or keys_off + 8 * n_keys != tail:
             return None
         data = memoryview(mm)[data_off:data_off + data_len]
         if _content_digest_bytes(data, size) != digest:
             return None
-        arrays = np.frombuffer(mm, dtype="<u4", count=3 * n + n_odd, offset=arr_off)
-        offsets, sorted_offs, order, odd = (arrays[:n], arrays[n:2 * n], arrays[2 * n:3 * n], arrays[3 * n:])
-        if _checksum(arrays) != csum:
+        arrays = np.frombuffer(mm, dtype="<u4", count=n32, offset=arr_off)
+        keys = np.frombuffer(mm, dtype="<u8", count=n_keys, offset=keys_off)
+        if _checksum(arrays, keys) != csum:
             return None
+        offsets, sorted_offs, order = arrays[:n], arrays[n:2 * n], arrays[2 * n:3 * n]
+        odd, key_order = arrays[3 * n:3 * n + n_odd], arrays[3 * n + n_odd:]
         if n and (offsets[0] != 0 or np.any(offsets[1:] <= offsets[:-1])):
             return None
-        return mm, TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd)
+        if n_keys and int(key_order.max()) >= n:
+            return None
+        return mm, TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd,
+                             keys_sorted=keys, key_order=key_order)
     except (ValueError, struct.error):
         return None
 
 
 def _store(entry: Path, key: bytes, btf: "BTF") -> None:
     idx = btf.index
+    if idx.keys_sorted is None:
+        add_name_keys(idx, btf._words, btf._all_strings())
+    assert idx.keys_sorted is not None and idx.key_order is not None
     data = btf.raw
-    arrays = [np.ascontiguousarray(a, dtype="<u4") for a in (idx.offsets, idx.name_offs_sorted, idx.order, idx.odd)]
-    data_off = 0
+    arrays = [np.ascontiguousarray(a, dtype="<u4") for a in (idx.offsets, idx.name_offs_sorted, idx.order, idx.odd,
+                                                             idx.key_order)]
+    keys = np.ascontiguousarray(idx.keys_sorted, dtype="<u8")
+    n32 = sum(len(a) for a in arrays)
     arr_off = (len(data) + 7) & ~7
-    trailer = _HEAD.pack(_MAGIC, _VERSION, 0, key, len(data), len(idx), len(idx.odd), _checksum(*arrays),
-                         data_off, arr_off)
+    keys_off = (arr_off + 4 * n32 + 7) & ~7
+    trailer = _HEAD.pack(_MAGIC, _VERSION, 0, key, len(data), len(idx), len(idx.odd), len(keys),
+                         _checksum(*arrays, keys), 0, arr_off)
     entry.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
     try:
@@ -165,6 +179,8 @@ def _store(entry: Path, key: bytes, btf: "BTF") -> None:
             f.write(b"\0" * (arr_off - len(data)))
             for a in arrays:
                 f.write(a.tobytes())
+            f.write(b"\0" * (keys_off - arr_off - 4 * n32))
+            f.write(keys.tobytes())
             f.write(trailer)
         os.replace(tmp, entry)
     except BaseException:

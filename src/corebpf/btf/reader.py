@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import BTFError
 from . import types as T
-from .index import MAX_KIND, TypeIndex, build_index, record_words
+from .index import MAX_KIND, TypeIndex, build_index, name_key, record_words
 from .types import Kind, essential_name
 
 __all__ = ["BTF", "Header", "parse_header", "BTF_MAGIC", "VMLINUX_PATH"]
@@ -434,6 +434,18 @@ class BTF:
 
     def _own_ids_by_name(self, name: str) -> list[int]:
         raw = name.encode()
+        idx = self._index
+        if idx.keys_sorted is not None and idx.key_order is not None:
+            # hash index (from the disk cache): candidates by key, confirmed by name
+            key = np.uint64(name_key(raw))
+            lo = int(np.searchsorted(idx.keys_sorted, key, "left"))
+            hi = int(np.searchsorted(idx.keys_sorted, key, "right"))
+            out = []
+            for j in idx.key_order[lo:hi].tolist():
+                tid = j + self.start_id
+                if essential_name(self.name_of(tid)) == name:
+                    out.append(tid)
+            return sorted(out)
         offs = self._name_offsets(raw)
         b = self.base
         while b is not None:  # split types may name strings of the base
