@@ -1,8 +1,9 @@
 """Walking the kernel's id spaces: every loaded program, map, link and BTF object, one record each.
 
 For each id: ``BPF_*_GET_FD_BY_ID``, ``BPF_OBJ_GET_INFO_BY_FD``, close. Objects that disappear between
-the id walk and the open (ENOENT) are skipped, since other processes load and unload all the time.
-A permission error stops the walk with the kernel's hint (listing needs CAP_SYS_ADMIN).
+the id walk and the open (ENOENT), or links caught mid-setup/teardown (EAGAIN), are skipped, since
+other processes load and unload all the time. A permission error stops the walk with a hint that says
+what the kernel checks (CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def read_program(fd: FD, offset_ns: Optional[int] = None,
     memlock = int_field(_self_fdinfo(fd), "memlock")
     name = _c_str(info.name)
     return ProgramRecord(
-        id=info.id, name=name, full_name=full_program_name(fd, info, name, btf_cache), type=enum_name(g.ProgType, info.type), type_id=info.type,
+        id=info.id, name=name, full_name=full_program_name(fd, info, name, btf_cache),
+        type=enum_name(g.ProgType, info.type), type_id=info.type,
         tag=bytes(info.tag).hex(), gpl=bool(info.gpl_compatible), map_ids=tuple(ids[: info.nr_map_ids]),
         load_time=boot_ns_to_datetime(info.load_time, offset_ns), load_time_ns=info.load_time,
         created_by_uid=info.created_by_uid, btf_id=info.btf_id, xlated_size=info.xlated_prog_len,
