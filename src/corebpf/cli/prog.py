@@ -144,7 +144,7 @@ def _dialect(text: str) -> "object":
 def dump(prog_id: Optional[int], pinned: Optional[str], dialect: str, opcodes: bool, linum: bool,
          as_json: bool) -> None:
     """Disassemble the kernel's translated (xlated) instructions of a program, as
-    ``bpftool prog dump xlated id PROG_ID`` prints them."""
+    "bpftool prog dump xlated id PROG_ID" prints them."""
     from ..asm import dump_xlated
 
     prog_id = id_from_pin("prog", prog_id, pinned)
