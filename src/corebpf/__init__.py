@@ -38,6 +38,9 @@ _LAZY = {
     "inventory": "corebpf.inventory",
     "features": "corebpf.features",
     "node": "corebpf.node",
+    "load": "corebpf.loader",
+    "Object": "corebpf.loader",
+    "ObjectSpec": "corebpf.elf",
 }
 
 
@@ -58,6 +61,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from . import asm, features, inventory, node
     from .btf import BTF
+    from .elf import ObjectSpec
+    from .loader import Object, load
     from .maps import Map, MapType
     from .programs import AttachType, Program, ProgType, TestRunResult
 

@@ -103,7 +103,7 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
                          attach_btf_obj_fd=attach_fd, kern_version=kern_version, flags=prog.flags,
                          btf=btf, func_info=fi, line_info=li, fd_array=fd_array or None, log_level=log_level)
     except VerifierError as exc:
-        explained = _explain_core(exc, linked, resolutions)
+        explained = _explain_core(exc, linked, resolutions) or _explain_ksym(exc)
         if explained is not None:
             raise explained from None
         raise
@@ -112,6 +112,19 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
             attach_fd.close()
     p.section = prog.section  # type: ignore[attr-defined]
     return p
+
+
+def _explain_ksym(exc: VerifierError) -> Optional[VerifierError]:
+    """Typed ksym variables resolve to a BTF id, but the kernel still needs their address: without
+    CONFIG_KALLSYMS_ALL only functions have one."""
+    if "failed to find the address for kernel symbol" not in exc.log:
+        return None
+    err = VerifierError(exc.errno or 2, exc.command, exc.summary, exc.log,
+                        "typed __ksym variables need the kernel's CONFIG_KALLSYMS_ALL (kallsyms of data symbols), "
+                        "which this kernel lacks: read the value another way, or declare the extern __weak and "
+                        "test it before use")
+    err.insn_index = getattr(exc, "insn_index", None)  # type: ignore[attr-defined]
+    return err
 
 
 def _explain_core(exc: VerifierError, linked: "LinkedProgram",

@@ -4,8 +4,10 @@ libbpf's ``bpf_object__relocate_data``: a map reference becomes ``ld_imm64 BPF_P
 variable ``BPF_PSEUDO_MAP_VALUE`` with the variable's offset in the second slot, a kconfig extern a
 value load from the ``.kconfig`` map, a typed ksym ``BPF_PSEUDO_BTF_ID``, a typeless ksym its address,
 and a kfunc call ``BPF_PSEUDO_KFUNC_CALL`` (the BTF id, and the module BTF's fd_array index in
-``off``). A call to an unresolved ``__weak`` kfunc is poisoned like libbpf (an invalid helper call the
-verifier only rejects if reached).
+``off``). A call to an unresolved ``__weak`` kfunc keeps ``BPF_PSEUDO_KFUNC_CALL`` with id 0 and
+offset 0, which the kernel accepts as "unresolved weak kfunc" and rejects only if the call is
+reachable -- the form libbpf 1.1 (Debian's bpftool) uses, so program tags match it. (Newer libbpf
+rewrites such calls into an invalid helper call for a nicer message; the verifier outcome is the same.)
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..elf.objectspec import ObjectSpec
     from .externs import ResolvedExterns
 
-__all__ = ["apply_data_relocations", "POISON_CALL_KFUNC_BASE"]
+__all__ = ["apply_data_relocations"]
 
 PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL = 1, 2, 3, 2
-POISON_CALL_KFUNC_BASE = 2002000000
-_CALL = 0x85
 _IMM = struct.Struct("<i")
 _OFF = struct.Struct("<h")
 
@@ -43,7 +43,6 @@ def apply_data_relocations(spec: "ObjectSpec", linked: "LinkedProgram", map_fds:
                            externs: "ResolvedExterns") -> None:
     """Patch ``linked.insns`` in place (``map_fds``: spec map name -> fd)."""
     insns = linked.insns
-    ext_index = {name: i for i, name in enumerate(spec.externs)}
     for r in linked.relocations:
         pos = r.insn * 8
         if r.kind in (RelocKind.CALL, RelocKind.SUBPROG_ADDR):
@@ -82,7 +81,5 @@ def apply_data_relocations(spec: "ObjectSpec", linked: "LinkedProgram", map_fds:
                 _set_imm(insns, pos, res.btf_id)
                 _OFF.pack_into(insns, pos + 2, res.fd_array_index)
             else:
-                insns[pos] = _CALL
-                insns[pos + 1] = 0
+                _set_imm(insns, pos, 0)
                 _OFF.pack_into(insns, pos + 2, 0)
-                _set_imm(insns, pos, POISON_CALL_KFUNC_BASE + ext_index[ext.name])
