@@ -151,7 +151,8 @@ class CoreRelocator:
         except CoreRelocationError:
             raise
         except (SpecError, BTFError) as e:
-            raise CoreRelocationError(f"{where}: {text}: {e}", prog_name=prog, relo_index=i, insn_index=idx,
+            detail = str(e).removeprefix(f"{where}: ")
+            raise CoreRelocationError(f"{where}: {text}: {detail}", prog_name=prog, relo_index=i, insn_index=idx,
                                       spec=text) from None
         target = None
         if targ is not None:
