@@ -23,7 +23,7 @@ from .core import relocate_core, target_set
 from .externs import resolve_externs
 from .maps import CreatedMap, MapLoadError, create_map, fill_map_in_map
 from .object import Object
-from .programs import ProgramLoadError, load_linked
+from .programs import ProgramLoadError, check_loadable, load_linked
 from .relocate import apply_data_relocations
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +42,7 @@ def load_spec(spec: "ObjectSpec", btf: Any = None, pin_root: "str | os.PathLike[
     for n in names:
         if n not in spec.programs:
             raise ProgramLoadError(f"no program {n!r} in {spec.source}; programs: {', '.join(spec.programs)}")
+        check_loadable(spec.programs[n])
     root = os.fspath(pin_root) if pin_root is not None else None
 
     # kernel-free preparation: CO-RE and linking create nothing

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..elf.linker import LinkedProgram
     from ..elf.specs import ProgramSpec
 
-__all__ = ["ProgramLoadError", "attach_btf_target", "load_linked"]
+__all__ = ["ProgramLoadError", "attach_btf_target", "check_loadable", "load_linked"]
 
 
 class ProgramLoadError(CoreBPFError):
@@ -74,6 +74,14 @@ def attach_btf_target(prog: "ProgramSpec", vmlinux: Optional["BTF"] = None) -> t
                            f"in this kernel's BTF")
 
 
+def check_loadable(prog: "ProgramSpec") -> None:
+    """Refuse, before anything is created, a program whose type the section name does not give."""
+    if not isinstance(prog.type, ProgType) or prog.type == ProgType.UNSPEC:
+        raise ProgramLoadError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
+                               f"conventions do not give it a program type; rename the section or set "
+                               f"spec.programs[{prog.name!r}].type before loading")
+
+
 def _func_info_bytes(recs: Sequence[tuple[int, int]]) -> bytes:
     return b"".join(struct.pack("<II", a, b) for a, b in recs)
 
@@ -86,10 +94,7 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
                 btf: Optional["LoadedBTF"], fd_array: Sequence[int], resolutions: dict[str, list["Resolution"]],
                 vmlinux: Optional["BTF"] = None, log_level: Optional[int] = None) -> Program:
     """Load ``linked`` as ``prog`` describes it; returns the :class:`Program` (with ``.section`` set)."""
-    if not isinstance(prog.type, ProgType) or prog.type == ProgType.UNSPEC:
-        raise ProgramLoadError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
-                               f"conventions do not give it a program type; rename the section or set "
-                               f"spec.programs[{prog.name!r}].type before loading")
+    check_loadable(prog)
     attach_id, attach_fd = 0, None
     if prog.attach_btf:
         attach_id, attach_fd = attach_btf_target(prog, vmlinux)
