@@ -257,3 +257,17 @@ def test_clang_object_btf(tmp_path: Path) -> None:
     assert btf.find("ratio", Kind.VAR).type.kind == Kind.FLOAT
     assert any(t.kind == Kind.DECL_TAG and t.name == "tagged" for t in btf)
     assert {d.name for d in btf if d.kind == Kind.DATASEC} >= {".bss", ".data"}
+
+
+def test_large_vlen_records_are_scanned_exactly() -> None:
+    """vlen * words-per-entry exceeds 16 bits: the scan must not wrap around."""
+    b = BTFBuilder()
+    b.add_enum("big", [(f"V{i}", i) for i in range(40000)])
+    i = b.add_int("int", 4, signed=True)
+    b.add_struct("wide", 4 * 30000, [(f"m{k}", i, 32 * k) for k in range(30000)])
+    b.add_typedef("after", i)
+    for order in ("little", "big"):
+        b.byteorder = order
+        btf = b.to_btf()
+        assert len(btf[1].values) == 40000 and len(btf[3].members) == 30000
+        assert btf.find("after").type is btf[2]

@@ -4,13 +4,15 @@ A BTF type record is ``name_off, info, size_or_type`` plus kind-specific words; 
 only on the kind and ``vlen`` found in ``info``. We compute, with numpy, where the next record
 would start if a record started at each word position, compose that map with itself a few times,
 and follow the composed chain from word 0 in Python (one step per 8 records); the records in
-between are then filled in with vectorised lookups. The name index is the types' ``name_off`` sorted (a permutation array),
-so a lookup by name is a substring search in the string table plus a binary search, and nothing
-is decoded or hashed per type at open time.
+between are then filled in with vectorised lookups. The name index is the types' ``name_off``
+sorted (a permutation array), so a lookup by name is a substring search in the string table plus
+a binary search, and nothing is decoded or hashed per type at open time. The disk cache adds a
+hash index of essential names (:func:`add_name_keys`) so cached opens skip the substring search.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,8 +32,7 @@ _PER_VLEN = {Kind.STRUCT: 3, Kind.UNION: 3, Kind.ENUM: 2, Kind.FUNC_PROTO: 2, Ki
 # tables indexed by the top byte of ``info`` (kind in bits 24-28, kind_flag in bit 31)
 _FIXED_BY_BYTE = np.array([3 + _EXTRA.get(b & 0x1F, 0) for b in range(256)], dtype=np.int64)
 _PER_BY_BYTE = np.array([_PER_VLEN.get(b & 0x1F, 0) for b in range(256)], dtype=np.int64)
-_FIXED32 = _FIXED_BY_BYTE.astype(np.int32)
-_PER32 = _PER_BY_BYTE.astype(np.int32)
+_INTP = np.dtype(np.intp).itemsize
 # records skipped per Python loop step when scanning is 2**_LEVELS
 _LEVELS = 3
 
@@ -79,31 +80,41 @@ def scan_offsets(words: np.ndarray, types_pos: int) -> np.ndarray:
     if nw < 3:
         raise BTFError(f"BTF truncated: type record at offset {types_pos} needs at least 12 bytes, "
                        f"{4 * nw} left in the type section")
-    # nxt[p]: where the next record would start if one started at word p (clipped to nw; nxt[nw] = nw)
-    info = words[1:]
-    top = info >> 24
-    nxt = np.empty(nw + 1, dtype=np.int32)
+    # nxt[p]: where the next record would start if one started at word p (clipped to nw; nxt[nw] = nw).
+    # The record length comes from the kind (top byte of the info word at p + 1, low 5 bits) and
+    # vlen (its low 16 bits); kinds are compared as bytes, which is cheaper than a table gather.
+    little = words.dtype.byteorder == "<" or (words.dtype.byteorder == "=" and sys.byteorder == "little")
+    raw = words.view(np.uint8)
+    kind = (raw[7::4] if little else raw[4::4]) & np.uint8(0x1F)
+    vlen = words.view("<u2")[2::2] if little else words.view(">u2")[3::2]
+    fixed = (kind == Kind.INT).view(np.uint8) + (kind == Kind.VAR).view(np.uint8) + \
+        (kind == Kind.DECL_TAG).view(np.uint8) + np.uint8(3) * (kind == Kind.ARRAY).view(np.uint8)
+    per = np.uint8(3) * ((kind == Kind.STRUCT) | (kind == Kind.UNION) | (kind == Kind.DATASEC)
+                         | (kind == Kind.ENUM64)).view(np.uint8) + \
+        np.uint8(2) * ((kind == Kind.ENUM) | (kind == Kind.FUNC_PROTO)).view(np.uint8)
+    nxt = np.empty(nw + 1, dtype=np.intp)
     body = nxt[:nw - 1]
-    np.take(_FIXED32, top, out=body)
-    body += (info & 0xFFFF).astype(np.int32) * np.take(_PER32, top)
-    body += np.arange(nw - 1, dtype=np.int32)
+    np.multiply(vlen, per, out=body, dtype=np.intp, casting="unsafe")  # vlen * 3 overflows 16 bits
+    body += fixed
+    body += np.arange(3, nw + 2, dtype=np.intp)
     nxt[nw - 1] = nw + 2
     np.minimum(nxt, nw, out=nxt)
     nxt[nw] = nw
     # Follow the chain from word 0 in Python, but 2**_LEVELS records per step (jump tables built by
     # composing nxt with itself), then fill in the records in between with vectorised lookups.
+    # (intp throughout: numpy converts any other index type on every gather.)
     jumps = [nxt]
     for _ in range(_LEVELS):
         j = jumps[-1]
         jumps.append(np.take(j, j))
-    far = memoryview(jumps[-1]).cast("B").cast("i")
+    far = jumps[-1].tolist() if nw < 4096 else memoryview(jumps[-1]).cast("B").cast("q" if _INTP == 8 else "i")
     starts = []
     append = starts.append
     i = 0
     while i < nw:
         append(i)
         i = far[i]
-    pos = np.array(starts, dtype=np.int32)
+    pos = np.array(starts, dtype=np.intp)
     for j in reversed(jumps[:-1]):
         pos = np.stack([pos, np.take(j, pos)], axis=1).ravel()
     offsets = pos[:int(np.searchsorted(pos, nw))].astype(np.uint32)
