@@ -59,7 +59,16 @@ def link_program(spec: "ObjectSpec", prog: ProgramSpec, code: Optional[Mapping[s
     def append(fn: ProgramSpec) -> int:
         at = len(out.insns) // 8
         out.layout[fn.name] = at
-        out.insns += body(fn)
+        code_b = body(fn)
+        n = len(code_b) // 8
+        if len(code_b) % 8 or n == 0:
+            raise ELFError(f"{spec.source}: function {fn.name!r}: {len(code_b)} bytes of code is not a whole, "
+                           f"non-empty number of instructions")
+        for r in fn.relocations:
+            if r.insn >= n or (r.kind not in (RelocKind.CALL, RelocKind.EXTERN_CALL) and r.insn + 1 >= n):
+                raise ELFError(f"{spec.source}: function {fn.name!r}: {r.kind.value} relocation of instruction "
+                               f"{r.insn} is beyond its {n} instructions (code edited without its relocations?)")
+        out.insns += code_b
         out.relocations.extend(Relocation(r.insn + at, r.kind, r.target, r.sym_off) for r in fn.relocations)
         for rec in fn.func_info:
             out.func_info.append((rec.insn_off // 8 + at, rec.type_id))
