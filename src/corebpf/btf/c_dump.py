@@ -37,6 +37,7 @@ dump without importing numpy; :func:`dump_c` also accepts a :class:`corebpf.btf.
 from __future__ import annotations
 
 import sys
+from array import array
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 from corebpf.btf.c_dump_table import (
@@ -110,8 +111,9 @@ class CDumper:
         self._type_names: dict[str, int] = {}   # struct/union/enum tags
         self._ident_names: dict[str, int] = {}  # typedefs and enumerators
         self._resolved: dict[int, str] = {}
-        self._align: dict[int, int] = {}
-        self._size: dict[int, int] = {}
+        # per-id memos (-1: not computed yet); arrays are smaller than dicts of ints
+        self._align = array("l", [-1]) * n
+        self._size = array("q", [-1]) * n
         self._decls: dict[int, object] = {}   # declarator text around the name, per type id
         self._inline_defs = 0                 # anonymous struct/enum bodies written so far
 
@@ -134,8 +136,8 @@ class CDumper:
     # -- layout helpers ---------------------------------------------------------------------------
     def align_of(self, type_id: int) -> int:
         """Alignment in bytes the way libbpf computes it (1 for structs that must be packed)."""
-        a = self._align.get(type_id)
-        if a is not None:
+        a = self._align[type_id]
+        if a >= 0:
             return a
         t = self.t
         w, off, kind = t.words, t.offs[type_id], t.kinds[type_id]
@@ -178,8 +180,8 @@ class CDumper:
 
     def size_of(self, type_id: int) -> int:
         """``sizeof`` type ``type_id`` (typedefs and qualifiers followed, arrays multiplied)."""
-        s = self._size.get(type_id)
-        if s is not None:
+        s = self._size[type_id]
+        if s >= 0:
             return s
         t = self.t
         w, kinds, offs = t.words, t.kinds, t.offs
@@ -265,31 +267,26 @@ class CDumper:
         """Which ids some other type refers to (only used to tell lone anonymous enums apart).
 
         Walks the referring kinds one kind at a time (a byte search of the kind table finds them)
-        and takes member/parameter type ids as strided slices, so the loop runs in C where it can.
+        and takes member/parameter type ids as strided slices of the word table.
         """
         t = self.t
         w, offs = t.words, t.offs
-        refs: set[int] = set()
-        add, update = refs.add, refs.update
+        ref = bytearray(t.last_id + 1)
         for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG):
             for tid in t.ids_of_kind(kind):
-                add(w[offs[tid] + 2])
+                ref[w[offs[tid] + 2]] = 1
         for tid in t.ids_of_kind(ARRAY):
             off = offs[tid]
-            add(w[off + 3])
-            add(w[off + 4])
+            ref[w[off + 3]] = 1
+            ref[w[off + 4]] = 1
         for kind, first, step in ((STRUCT, 4, 3), (UNION, 4, 3), (DATASEC, 3, 3), (FUNC_PROTO, 4, 2)):
             for tid in t.ids_of_kind(kind):
                 off = offs[tid]
                 vlen = w[off + 1] & 0xFFFF
-                if vlen:
-                    update(w[off + first:off + first + step * vlen:step])
+                for r in w[off + first:off + first + step * vlen:step]:
+                    ref[r] = 1
                 if kind == FUNC_PROTO:
-                    add(w[off + 2])
-        ref = bytearray(t.last_id + 1)
-        for tid in refs:
-            if tid <= t.last_id:
-                ref[tid] = 1
+                    ref[w[off + 2]] = 1
         return ref
 
     def _order_type(self, type_id: int, through_ptr: bool) -> bool:
@@ -530,7 +527,7 @@ class CDumper:
         out.append(f"{word} {name} {{" if name else f"{word} {{")
         pfx = "\n" + _tabs(lvl + 1)
         names_get, string = t._names.get, t.string
-        sizes_get, size_of = self._size.get, self.size_of
+        sizes, size_of = self._size, self.size_of
         emit_decl, decls_get = self._emit_decl, self._decls.get
         cur = 0
         prev_bitfield = False
@@ -562,8 +559,8 @@ class CDumper:
                     prev_bitfield = True
                     continue
                 out.append(";")
-            size = sizes_get(mtype)
-            cur = m_off + 8 * (size if size is not None else size_of(mtype))
+            size = sizes[mtype]
+            cur = m_off + 8 * (size if size >= 0 else size_of(mtype))
             prev_bitfield = False
         size = w[off + 2]
         if is_struct and size * 8 > cur:

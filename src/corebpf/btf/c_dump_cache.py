@@ -13,13 +13,16 @@ Location, as for the BTF index cache: ``$COREBPF_CACHE_DIR``, else ``$XDG_CACHE_
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
+
+try:  # the built-in BLAKE2; hashlib would also load OpenSSL (a few MiB of RSS) for nothing
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Python implementations
+    from hashlib import blake2b
 from typing import Iterable, Iterator, Optional
 
-__all__ = ["FORMAT_VERSION", "cache_dir", "cache_key", "cached_path", "load", "store", "stats"]
+__all__ = ["FORMAT_VERSION", "cache_dir", "cache_key", "file_key", "cached_path", "load", "store", "stats"]
 
 #: Part of every key: bump it when the dumper's output changes.
 FORMAT_VERSION = 1
@@ -42,12 +45,39 @@ def cache_dir() -> Path:
 
 def cache_key(blobs: Iterable[bytes], options: str = "") -> str:
     """Hex key of a dump of the BTF ``blobs`` (base first) with ``options``."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"cdump-v{FORMAT_VERSION}|{options}|".encode())
+    h = _hasher(options)
     for blob in blobs:
-        h.update(len(blob).to_bytes(8, "little"))
         h.update(blob)
+        h.update(len(blob).to_bytes(8, "little"))
     return h.hexdigest()
+
+
+def file_key(paths: Iterable[str], options: str = "") -> Optional[str]:
+    """:func:`cache_key` of raw BTF files (base first), read in chunks so they are never all in
+    memory; None when a file cannot be read or is not raw BTF (ELF, archives: not keyed here)."""
+    h = _hasher(options)
+    for path in paths:
+        size = 0
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    chunk = f.read(_CHUNK)
+                    if not chunk:
+                        break
+                    if size == 0 and chunk[:2] not in (b"\x9f\xeb", b"\xeb\x9f"):
+                        return None
+                    h.update(chunk)
+                    size += len(chunk)
+        except OSError:
+            return None
+        h.update(size.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
+def _hasher(options: str) -> "blake2b":
+    h = blake2b(digest_size=20)
+    h.update(f"cdump-v{FORMAT_VERSION}|{options}|".encode())
+    return h
 
 
 def cached_path(key: str) -> Path:
@@ -82,7 +112,8 @@ def store(key: str, chunks: Iterable[str]) -> Iterator[str]:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cdump-", dir=path.parent)
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         f = os.fdopen(fd, "w", encoding="utf-8", newline="")
     except OSError:
         stats["store_errors"] += 1
