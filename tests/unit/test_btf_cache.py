@@ -38,6 +38,7 @@ def test_second_open_uses_the_cache(tmp_path: Path, cache_dir: Path) -> None:
     path.write_bytes(big_btf())
     hits = index_cache.stats["hits"]
     first = BTF.from_file(path)
+    index_cache.wait()
     assert not first.from_cache and len(entries(cache_dir)) == 1
     second = BTF.from_file(path)
     assert second.from_cache and index_cache.stats["hits"] == hits + 1
@@ -61,6 +62,7 @@ def test_changed_file_invalidates(tmp_path: Path, cache_dir: Path) -> None:
     # a different file with a new mtime: the old entry is replaced, not accumulated
     path.write_bytes(big_btf(tag="x"))
     third = BTF.from_file(path)
+    index_cache.wait()
     assert not third.from_cache and third.find("sx7").name == "sx7"
     assert len(entries(cache_dir)) == 1
 
@@ -70,6 +72,7 @@ def test_damaged_entry_falls_back_to_parsing(tmp_path: Path, cache_dir: Path, wh
     path = tmp_path / "v.btf"
     path.write_bytes(big_btf())
     want = [t.name for t in BTF.from_file(path)]
+    index_cache.wait()
     (entry,) = entries(cache_dir)
     blob = bytearray(entry.read_bytes())
     size = path.stat().st_size
@@ -98,6 +101,7 @@ def test_unwritable_cache_does_not_fail_the_open(tmp_path: Path, monkeypatch: py
     path.write_bytes(big_btf(50))
     errors = index_cache.stats["store_errors"]
     assert BTF.from_file(path).find("s3").size == 8
+    index_cache.wait()
     assert index_cache.stats["store_errors"] == errors + 1
     assert not BTF.from_file(path).from_cache
 
@@ -108,7 +112,7 @@ def test_cache_off(tmp_path: Path, cache_dir: Path) -> None:
     BTF.from_file(path, cache=False)
     assert entries(cache_dir) == []
     BTF.from_file(path)
-    assert index_cache.clear() == 1 and entries(cache_dir) == []
+    assert index_cache.clear() == 1 and entries(cache_dir) == []  # clear() waits for the write
 
 
 def test_split_btf_key_depends_on_base(tmp_path: Path, cache_dir: Path) -> None:
@@ -124,3 +128,13 @@ def test_split_btf_key_depends_on_base(tmp_path: Path, cache_dir: Path) -> None:
     second = BTF.from_file(split_path, base=BTF.from_file(base_path))
     assert not first.from_cache and second.from_cache
     assert second.find("mod").member("p").type.target.name == "s5"
+
+
+def test_store_is_in_the_background_and_waited_for(tmp_path: Path, cache_dir: Path) -> None:
+    """The open returns before the entry is written; a second open in the process waits for it."""
+    path = tmp_path / "v.btf"
+    path.write_bytes(big_btf())
+    stores = index_cache.stats["stores"]
+    BTF.from_file(path)
+    again = BTF.from_file(path)  # joins the pending write of the same entry, then hits
+    assert again.from_cache and index_cache.stats["stores"] == stores + 1

@@ -212,5 +212,6 @@ def add_name_keys(index: TypeIndex, words: np.ndarray, all_strings: np.ndarray) 
     named = np.flatnonzero((name_offs > 0) & (name_offs < len(all_strings)))
     keys = name_keys(all_strings, name_offs[named])
     order = np.argsort(keys, kind="stable")
-    index.keys_sorted = np.ascontiguousarray(keys[order])
+    # key_order first: readers use the hash index only once keys_sorted is set too
     index.key_order = np.ascontiguousarray(named[order].astype(np.uint32))
+    index.keys_sorted = np.ascontiguousarray(keys[order])

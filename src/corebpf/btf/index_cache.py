@@ -10,8 +10,9 @@ The key is cheap and content-based: size and mtime of the source plus a hash of 
 of blocks sampled across it (and the key of the base BTF for split BTF). A changed file changes
 its mtime or size, or at least its sampled content. The sampled blocks of the cached copy are
 compared with the source's too, and the index arrays carry a checksum, so a damaged entry is
-noticed and the file is parsed again. Entries are written to a temporary file and renamed; a
-cache that cannot be written (read-only FS, no home) is silently skipped.
+noticed and the file is parsed again. Entries are written by a background thread (the open does
+not wait; :func:`wait` does) to a temporary file that is then renamed; a cache that cannot be
+written (read-only FS, no home) is silently skipped (``stats["store_errors"]``).
 
 Location: ``$COREBPF_CACHE_DIR``, else ``$XDG_CACHE_HOME/corebpf``, else ``~/.cache/corebpf``.
 """
@@ -23,6 +24,7 @@ import mmap
 import os
 import struct
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -35,7 +37,7 @@ from .index import TypeIndex, add_name_keys
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import BTF
 
-__all__ = ["cache_dir", "cache_key", "open_cached", "stats", "clear"]
+__all__ = ["cache_dir", "cache_key", "open_cached", "stats", "clear", "wait"]
 
 _MAGIC = b"CBTFIDX1"
 _VERSION = 2
@@ -160,7 +162,7 @@ def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[m
 def _store(entry: Path, key: bytes, btf: "BTF") -> None:
     idx = btf.index
     if idx.keys_sorted is None:
-        add_name_keys(idx, btf._words, btf._all_strings())
+        add_name_keys(idx, btf._words, btf._all_strings())  # the open BTF uses them from now on too
     assert idx.keys_sorted is not None and idx.key_order is not None
     data = btf.raw
     arrays = [np.ascontiguousarray(a, dtype="<u4") for a in (idx.offsets, idx.name_offs_sorted, idx.order, idx.odd,
@@ -208,6 +210,7 @@ def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]") -> "BTF":
     except OSError as e:
         raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from e
     entry = _entry_path(path, key)
+    _join(entry)  # an entry this process is still writing
     hit = _load(entry, key, digest, size)
     if hit is not None:
         mm, index = hit
@@ -226,16 +229,48 @@ def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]") -> "BTF":
     btf = cls(data, base, source=str(path))
     btf._cache_key = key  # type: ignore[attr-defined]
     if _content_digest_bytes(data, len(data)) == digest:  # the file did not change while we read it
+        _store_in_background(entry, key, btf)
+    return btf
+
+
+_pending: dict[Path, threading.Thread] = {}
+_pending_lock = threading.Lock()
+
+
+def _store_in_background(entry: Path, key: bytes, btf: "BTF") -> None:
+    """Write the entry from a (non-daemon) thread: the open returns at once, and the interpreter
+    waits for the write at exit, so no half-written file is left behind."""
+    def work() -> None:
         try:
             _store(entry, key, btf)
             stats["stores"] += 1
-        except OSError:
+        except Exception:  # a cache must never break an open: OSError, or anything unexpected
             stats["store_errors"] += 1
-    return btf
+        finally:
+            with _pending_lock:
+                _pending.pop(entry, None)
+
+    t = threading.Thread(target=work, name="corebpf-btf-index-cache")
+    with _pending_lock:
+        _pending[entry] = t
+    t.start()
+
+
+def _join(entry: Optional[Path] = None) -> None:
+    with _pending_lock:
+        threads = [t for e, t in _pending.items() if entry is None or e == entry]
+    for t in threads:
+        t.join()
+
+
+def wait() -> None:
+    """Wait until cache entries being written in the background are on disk."""
+    _join()
 
 
 def clear() -> int:
     """Remove every cache entry; returns how many were removed."""
+    wait()
     n = 0
     d = cache_dir()
     if d.is_dir():
