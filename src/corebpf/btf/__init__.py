@@ -36,16 +36,32 @@ const/volatile/restrict and type tags), ``.skip_qualifiers()``, ``.essential_nam
 
 Values (``corebpf.btf.values``)::
 
-    decode(t, data, *, chars="str") -> Python value (int, bool, EnumMember, str/bytes, list, StructValue)
-    encode(t, value) -> bytes;  numpy_dtype(t) -> numpy.dtype (exact offsets/itemsize)
+    decode(t, data, *, offset=0, chars="str"|"bytes"|"raw") -> int | bool | float | EnumMember | str |
+        bytes | list | StructValue        (StructValue: dict with attribute access; anonymous members flattened)
+    encode(t, value) -> bytes             (missing members are zero; enums by value or name)
+    numpy_dtype(t) -> numpy.dtype         (exact offsets/itemsize; bitfields in dtype.metadata["bitfields"])
+    EnumMember (int with .name), BTFValueError (CoreBPFError, ValueError)
 
-``.BTF.ext`` (``corebpf.btf.ext``): ``BTFExt.from_bytes(data, btf)`` / ``BTFExt.from_elf(path)`` with
-``.func_info``, ``.line_info``, ``.core_relos`` per section.
+``.BTF.ext`` (``corebpf.btf.ext``): ``BTFExt.from_bytes(data, btf)`` / ``BTFExt.from_elf(path)`` ->
+``(BTF, BTFExt)``; ``.func_info`` / ``.line_info`` / ``.core_relos``: dict section name -> list of
+``FuncInfo(insn_off, type_id)``, ``LineInfo(insn_off, ..., line, col, file_name, line_text)``,
+``CoreRelo(insn_off, type_id, access_str_off, kind: CoreReloKind, access)`` (``insn_off`` in bytes).
 
-Building (``corebpf.btf.builder``): ``BTFBuilder`` (add_int/add_ptr/add_struct/...; ``copy_type`` from
-another BTF), ``.encode()`` -> bytes, ``.load()`` / ``load_btf(data)`` -> ``LoadedBTF`` (fd, id);
-failures raise :class:`BTFLoadError` carrying the kernel's log. ``corebpf.btf.sanitize.sanitize(data,
-features)`` rewrites kinds older kernels lack, as libbpf does.
+Building (``corebpf.btf.builder``): ``BTFBuilder(byteorder=..., base=None)`` with ``add_int``,
+``add_float``, ``add_ptr``, ``add_array``, ``add_struct``/``add_union`` (members ``(name, type_id,
+bit_offset[, bitfield_size])``), ``add_enum``/``add_enum64``, ``add_fwd``, ``add_typedef``,
+``add_const``/``add_volatile``/``add_restrict``/``add_type_tag``, ``add_func``, ``add_func_proto``,
+``add_var``, ``add_datasec``, ``add_decl_tag``, ``add_raw``, ``copy_type(t)`` (a type and its
+closure from another BTF); ``.encode()`` -> bytes, ``.to_btf()``, ``.load()``. ``load_btf(data)`` ->
+``LoadedBTF`` (``.fd``, ``.id``, context manager): BPF_BTF_LOAD without a log, then with one on
+failure, raising ``BTFLoadError`` (a BPFError and a BTFError; ``.log`` is the kernel's log).
+
+Sanitising (``corebpf.btf.sanitize``): ``sanitize(btf_or_bytes, BTFFeatures(...)) -> bytes`` rewrites
+DECL_TAG, TYPE_TAG, ENUM64 (and signed ENUM), FLOAT, DATASEC/VAR, FUNC/FUNC_PROTO and FUNC linkage the
+way libbpf does; ``probe_features()`` asks the running kernel; ``BTFFeatures.none()``.
+
+Index cache (``corebpf.btf.index_cache``): used by ``from_file`` on raw BTF; ``cache_dir()``,
+``clear()``, ``wait()``, ``stats`` (hits/misses/stores/store_errors).
 
 Errors: malformed input raises :class:`corebpf.errors.BTFError` naming the byte offset.
 """
@@ -69,13 +85,14 @@ __all__ = [
     "VarSecinfo", "DeclTag", "essential_name",
     # lazily imported
     "BTFExt", "BTFBuilder", "BTFLoadError", "LoadedBTF", "load_btf", "decode", "encode", "numpy_dtype",
-    "sanitize", "BTFFeatures",
+    "EnumMember", "StructValue", "BTFValueError", "sanitize", "BTFFeatures", "probe_features",
 ]
 
 _LAZY = {
     "BTFExt": "ext", "BTFBuilder": "builder", "BTFLoadError": "builder", "LoadedBTF": "builder",
     "load_btf": "builder", "decode": "values", "encode": "values", "numpy_dtype": "values",
-    "sanitize": "sanitize", "BTFFeatures": "sanitize",
+    "EnumMember": "values", "StructValue": "values", "BTFValueError": "values",
+    "sanitize": "sanitize", "BTFFeatures": "sanitize", "probe_features": "sanitize",
 }
 
 
