@@ -12,6 +12,7 @@ for field offsets.
 from __future__ import annotations
 
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -83,32 +84,67 @@ def _match_enumval(local: Spec, targ: Spec) -> Optional[Spec]:
     return None
 
 
+_MEMBER_INDEX: "weakref.WeakKeyDictionary[BTF, dict[int, tuple[dict[str, int], list[int]]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _member_index(btf: "BTF", t: Composite) -> tuple[dict[str, int], list[int]]:
+    """First member index of each name and the indices of anonymous members (kernel structs are
+    searched by many relocations: index them once per BTF)."""
+    per = _MEMBER_INDEX.get(btf)
+    if per is None:
+        per = _MEMBER_INDEX[btf] = {}
+    entry = per.get(t.id)
+    if entry is None:
+        names: dict[str, int] = {}
+        anon: list[int] = []
+        for i, m in enumerate(t.members):
+            if not m.name:
+                anon.append(i)
+            elif m.name not in names:
+                names[m.name] = i
+        entry = per[t.id] = (names, anon)
+    return entry
+
+
 def _match_member(local_btf: "BTF", lacc: Accessor, targ_btf: "BTF", targ_id: int, spec: Spec) -> Optional[int]:
     """Find the local accessor's member in target composite ``targ_id`` (through anonymous members),
-    appending to ``spec``; the id of the member's type, or None."""
+    appending to ``spec``; the id of the member's type, or None.
+
+    Members are considered in order, as libbpf does: an anonymous struct/union before the member of
+    that name is searched first; the first member of that name ends the search, compatible or not.
+    """
     tt, targ_id = skip_mods(targ_btf, targ_id)
     if not isinstance(tt, Composite):
         return None
     lt = local_btf[lacc.type_id]
     assert isinstance(lt, Composite)
     lm = lt.members[lacc.idx]
-    for i, m in enumerate(tt.members):
-        if len(spec.raw) == MAX_SPEC_LEN:
-            raise SpecError(f"CO-RE target spec nests deeper than {MAX_SPEC_LEN}")
+    names, anon = _member_index(targ_btf, tt)
+    members = tt.members
+    named = names.get(lm.name, len(members))
+    if len(spec.raw) == MAX_SPEC_LEN and (anon or named < len(members)):
+        raise SpecError(f"CO-RE target spec nests deeper than {MAX_SPEC_LEN}")
+    for i in anon:
+        if i > named:
+            break
+        m = members[i]
         spec.bit_offset += m.bit_offset
         spec.raw.append(i)
-        if not m.name:
-            found = _match_member(local_btf, lacc, targ_btf, m.type_id, spec)
-            if found is not None:
-                return found
-        elif m.name == lm.name:
-            if not fields_are_compat(local_btf, lm.type_id, targ_btf, m.type_id):
-                return None  # libbpf stops at the first member of that name
-            spec.accessors.append(Accessor(targ_id, i, m.name))
-            return m.type_id
+        found = _match_member(local_btf, lacc, targ_btf, m.type_id, spec)
+        if found is not None:
+            return found
         spec.bit_offset -= m.bit_offset
         spec.raw.pop()
-    return None
+    if named == len(members):
+        return None
+    m = members[named]
+    if not fields_are_compat(local_btf, lm.type_id, targ_btf, m.type_id):
+        return None
+    spec.bit_offset += m.bit_offset
+    spec.raw.append(named)
+    spec.accessors.append(Accessor(targ_id, named, m.name))
+    return m.type_id
 
 
 # -- values -----------------------------------------------------------------------------------------

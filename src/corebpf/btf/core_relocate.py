@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 from ..errors import BTFError
@@ -48,7 +49,7 @@ class CoreReloRecord(Protocol):
     kind: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Resolution:
     """How one relocation resolved (what ``corebpf inspect`` shows and errors quote).
 
@@ -56,32 +57,56 @@ class Resolution:
         index: the relocation's position in the input sequence (libbpf's "relo #N").
         insn_index: the instruction it patches, relative to the program's first instruction.
         kind: the relocation kind.
-        spec: the local access in C-like form: ``struct inode.i_atime``, ``enum pid_type::PIDTYPE_TGID``.
-        local: libbpf's spec text: ``<byte_off> [7] struct inode.i_atime (0:3 @ offset 24)``.
         access: the raw access string (``"0:3"``).
-        target: the chosen candidate: ``vmlinux [1234] struct inode`` (None when nothing matched).
-        target_spec: libbpf's spec text of the match in the target (None when nothing matched).
         candidates: how many candidate types were tried.
         orig_val / new_val: the value the compiler wrote and the value for the target.
         insn_value: the value that was in the instruction before patching.
         poisoned: the instruction was replaced by ``call 0xbad2310``.
         reason: why it was poisoned ('' otherwise).
+
+    Texts, computed on first use: ``spec`` (``struct inode.i_atime``), ``local`` (libbpf's spec text
+    ``<byte_off> [7] struct inode.i_atime (0:3 @ offset 24)``), ``target`` (``vmlinux [1234] struct
+    inode``, None when nothing matched), ``target_spec`` (libbpf's text of the match, or None) and
+    ``explanation``.
     """
 
     index: int
     insn_index: int
     kind: CoreReloKind
-    spec: str
-    local: str
     access: str
-    target: Optional[str]
-    target_spec: Optional[str]
     candidates: int
     orig_val: int
     new_val: int
     insn_value: int
     poisoned: bool
-    reason: str = ""
+    reason: str
+    local_spec: Spec = field(repr=False)
+    target_match: Optional[Spec] = field(repr=False)
+    target_btf_name: str = field(default="", repr=False)
+
+    @cached_property
+    def spec(self) -> str:
+        """The local access in C-like form: ``struct inode.i_atime``, ``enum pid_type::PIDTYPE_TGID``."""
+        return describe_spec(self.local_spec)
+
+    @cached_property
+    def local(self) -> str:
+        """libbpf's text of the local spec."""
+        return format_spec(self.local_spec)
+
+    @cached_property
+    def target(self) -> Optional[str]:
+        """The chosen candidate, ``vmlinux [1234] struct inode`` (None when nothing matched)."""
+        m = self.target_match
+        if m is None:
+            return None
+        t = m.btf[m.root_type_id]
+        return f"{self.target_btf_name} [{m.root_type_id}] {kind_str(t)} {t.name or '<anon>'}"
+
+    @cached_property
+    def target_spec(self) -> Optional[str]:
+        """libbpf's text of the spec matched in the target (None when nothing matched)."""
+        return format_spec(self.target_match) if self.target_match is not None else None
 
     @property
     def explanation(self) -> str:
@@ -144,23 +169,19 @@ class CoreRelocator:
             raise CoreRelocationError(
                 f"{where}: parsing [{rec.type_id}] {kind_str(local_type)} {local_type.name or '<anon>'} + {access} "
                 f"failed: {e}", prog_name=prog, relo_index=i, insn_index=idx) from None
-        text = format_spec(local)
         try:
             res, targ, ncands = self._resolve(kind, local, local_type, where)
             poisoned, insn_value = patch_insn(insns, idx * 8, res, where)
         except CoreRelocationError:
             raise
         except (SpecError, BTFError) as e:
+            text = format_spec(local)
             detail = str(e).removeprefix(f"{where}: ")
             raise CoreRelocationError(f"{where}: {text}: {detail}", prog_name=prog, relo_index=i, insn_index=idx,
                                       spec=text) from None
-        target = None
-        if targ is not None:
-            t = targ.btf[targ.root_type_id]
-            target = f"{self.targets.btf_name(targ.btf)} [{targ.root_type_id}] {kind_str(t)} {t.name or '<anon>'}"
-        return Resolution(i, idx, kind, describe_spec(local), text, access, target,
-                          format_spec(targ) if targ is not None else None, ncands, res.orig_val, res.new_val,
-                          insn_value, poisoned, res.reason if poisoned else "")
+        return Resolution(i, idx, kind, access, ncands, res.orig_val, res.new_val, insn_value, poisoned,
+                          res.reason if poisoned else "", local, targ,
+                          self.targets.btf_name(targ.btf) if targ is not None else "")
 
     def _resolve(self, kind: CoreReloKind, local: Spec, local_type: Type,
                  where: str) -> tuple[RelocResult, Optional[Spec], int]:

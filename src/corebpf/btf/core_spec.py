@@ -12,6 +12,7 @@ The rules are libbpf's (``bpf_core_parse_spec`` / ``bpf_core_format_spec`` in re
 from __future__ import annotations
 
 import enum
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -110,8 +111,30 @@ def skip_mods(btf: "BTF", type_id: int) -> tuple[Type, int]:
     return t, t.id
 
 
+_SIZES: "weakref.WeakKeyDictionary[BTF, dict[int, int]]" = weakref.WeakKeyDictionary()
+
+
+_last_sizes: tuple[object, dict[int, int]] = (None, {})
+
+
+def _sizes_of(btf: "BTF") -> dict[int, int]:
+    global _last_sizes
+    last, per = _last_sizes
+    if last is not btf:  # consecutive lookups are mostly in the same BTF: skip the weak dict
+        found = _SIZES.get(btf)
+        if found is None:
+            found = _SIZES[btf] = {}
+        per = found
+        _last_sizes = (btf, per)
+    return per
+
+
 def resolve_size(btf: "BTF", type_id: int) -> int:
     """``btf__resolve_size``: the byte size of a type, following typedefs/modifiers and arrays."""
+    per = _sizes_of(btf)
+    size = per.get(type_id)
+    if size is not None:
+        return size
     t = btf[type_id]
     try:
         size = t.size
@@ -119,6 +142,7 @@ def resolve_size(btf: "BTF", type_id: int) -> int:
         raise SpecError(f"type [{type_id}] {t.kind.name.lower()} has no size: {e}") from None
     if t.resolve().kind == Kind.UNKN:
         raise SpecError(f"type [{type_id}] is void: it has no size")
+    per[type_id] = size
     return size
 
 
