@@ -84,8 +84,13 @@ def _perf_open(attr: g.PerfEventAttr, name: str, pid: int = -1, cpu: int = 0) ->
     try:
         return perf_event_open(attr, pid, cpu)
     except BPFError as exc:
-        raise _Fail(failed(name, exc.errno or 0, f"perf_event_open failed: {exc.hint or exc.strerror}",
-                           source="perf_event_open")) from None
+        hint = exc.hint or exc.strerror or ""
+        if exc.errno in (_errno.EACCES, _errno.EPERM):
+            from ..node.caps import capabilities
+
+            if capabilities().has("CAP_SYS_ADMIN") is False:
+                hint = "refused without CAP_SYS_ADMIN (some PMUs, e.g. uprobe/kprobe, need it)"
+        raise _Fail(failed(name, exc.errno or 0, f"perf_event_open failed: {hint}", source="perf_event_open")) from None
 
 
 @contextlib.contextmanager

@@ -99,9 +99,13 @@ def explain_failure(type_name: str, err: int, log: str) -> str:
     if err == _errno.EPERM or err == _errno.EACCES:
         from ..node.caps import capabilities
 
-        missing = capabilities().missing_for_bpf()
+        caps = capabilities()
+        missing = caps.missing_for_bpf()
         if missing:
             return f"permission denied: missing {', '.join(missing)} (or CAP_SYS_ADMIN)"
+        if caps.has("CAP_SYS_ADMIN") is False:
+            return ("permission denied with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN but without CAP_SYS_ADMIN: "
+                    "this needs CAP_SYS_ADMIN, or kernel policy refuses it" + (f" [{verdict}]" if verdict else ""))
         return ("EPERM with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN effective: not a missing capability but "
                 "kernel policy (an LSM or a kernel built to forbid it)" + (f" [{verdict}]" if verdict else ""))
     if err == _errno.EINVAL and not log.strip():

@@ -121,6 +121,12 @@ def judge(node: Any, bpf: dict[str, Any], report: Any) -> list[Finding]:
                            "missing capabilities: " + ", ".join(bpf["missing_capabilities"]),
                            "some program types or attach points will be refused with EPERM",
                            "grant " + ", ".join(bpf["missing_capabilities"]), [f"source: {caps.source}"]))
+    elif caps.has("CAP_SYS_ADMIN") is False:
+        out.append(Finding("no_sys_admin", "limitation", "CAP_SYS_ADMIN is not effective",
+                           "eBPF works with CAP_BPF/CAP_PERFMON/CAP_NET_ADMIN, but listing loaded objects, uprobe/kprobe "
+                           "perf events and some program types need CAP_SYS_ADMIN (see the EPERM/EACCES probes below)",
+                           "grant CAP_SYS_ADMIN where those are needed, or run those parts as root",
+                           [f"source: {caps.source}"]))
     if report is not None and bpf["usable"] and not any(r.supported for r in report.prog_types.values()):
         out.append(Finding("no_programs", "problem", "no program type loads", "bpf() answers but every load fails",
                            "check capabilities, lockdown and LSM policy (dmesg)"))
