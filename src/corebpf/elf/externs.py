@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from .._sys._generated import MapType
-from ..btf.types import Datasec, Func, Int, Kind, Type, Var, Void
+from ..btf.types import Func, Int, Kind, Type, Var, Void
 from ..errors import BTFError, ELFError
-from .maps import BPF_F_MMAPABLE, BPF_F_RDONLY_PROG
+from .maps import BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, datasecs
 from .reader import STB_WEAK
 from .specs import ExternKind, ExternSpec, MapSpec, VariableSpec
 
@@ -27,11 +27,10 @@ KSYMS_SEC = ".ksyms"
 
 
 def _extern_section(btf: "BTF", type_id: int) -> Optional[str]:
-    for t in btf:
-        if isinstance(t, Datasec):
-            for vs in t.vars:
-                if vs.type_id == type_id:
-                    return t.name
+    for t in datasecs(btf):
+        for vs in t.vars:
+            if vs.type_id == type_id:
+                return t.name
     return None
 
 

@@ -10,6 +10,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
+import numpy as np
+
 from .._sys._generated import MapType
 from ..btf.types import Array, Datasec, FuncProto, Kind, Pointer, Struct, Type, Var
 from ..errors import BTFError, ELFError
@@ -20,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..btf import BTF
     from .reader import ELFFile
 
-__all__ = ["DatasecVar", "datasec_vars", "datasec_layouts", "find_datasec", "parse_btf_maps", "parse_legacy_maps", "data_maps",
+__all__ = ["DatasecVar", "datasec_vars", "datasec_layouts", "datasecs", "find_datasec", "parse_btf_maps", "parse_legacy_maps", "data_maps",
            "is_data_section", "BPF_F_RDONLY_PROG", "BPF_F_MMAPABLE", "BPF_F_INNER_MAP"]
 
 BPF_F_RDONLY_PROG = 1 << 7
@@ -76,15 +78,23 @@ def datasec_vars(btf: "BTF", sec: Datasec, elf: "ELFFile", section: Optional[Sec
     return out
 
 
+def datasecs(btf: "BTF") -> list[Datasec]:
+    """Every DATASEC of ``btf``, found from the raw kind bytes (no decoding of the other types)."""
+    h = btf.header
+    words = np.frombuffer(btf.raw, dtype=("<" if h.byteorder == "little" else ">") + "u4",
+                          count=h.type_len // 4, offset=h.types_pos)
+    offsets = btf.index.offsets
+    kinds = (words[offsets + 1] >> 24) & 0x1F if len(offsets) else np.zeros(0, dtype=np.uint32)
+    return [btf[int(i) + btf.start_id] for i in np.nonzero(kinds == Kind.DATASEC)[0]]  # type: ignore[misc]
+
+
 def datasec_layouts(elf: "ELFFile", btf: Optional["BTF"]) -> dict[str, tuple[int, dict[str, int]]]:
     """For each DATASEC backed by an ELF section: (section size, {variable name: offset}) -- the
     values clang leaves at zero in .BTF and libbpf fills in before loading the BTF."""
     out: dict[str, tuple[int, dict[str, int]]] = {}
     if btf is None:
         return out
-    for t in btf:
-        if not isinstance(t, Datasec):
-            continue
+    for t in datasecs(btf):
         sec = elf.section(t.name)
         if sec is None:
             continue

@@ -166,12 +166,9 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
         btf_raw = btf_sec.data
         btf = BTF.from_bytes(btf_raw, name=name)
         btf.source = source
-        _check_btf(btf)
         ext_sec = elf.section(".BTF.ext")
         if ext_sec is not None:
-            from ..btf.ext import parse_btf_ext
-
-            btf_ext = parse_btf_ext(ext_sec.data, btf)
+            btf_ext = _parse_ext(ext_sec.data, btf)
 
     externs = collect_externs(elf, btf)
 
@@ -215,9 +212,23 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
                       datasec_layout=datasec_layouts(elf, btf))
 
 
-def _check_btf(btf: "BTF") -> None:
-    """Decode every type once so corrupt BTF fails now (as BTFError) rather than at load."""
-    for t in btf:
-        _ = t.name
+def _parse_ext(data: bytes, btf: "BTF") -> "BTFExt":
+    """``.BTF.ext`` with section names resolved, without decoding the source text of every line record
+    (a loader only forwards line_info to the kernel; ``corebpf.btf.ext`` names them on demand)."""
+    from ..btf.ext import parse_btf_ext
+
+    ext = parse_btf_ext(data, None)
+    if ext.byteorder != btf.byteorder:
+        raise BTFError(".BTF.ext and .BTF differ in byte order")
+    for table in (ext.func_info, ext.line_info, ext.core_relos):
+        renamed = {btf.string_at(int(key[1:])): recs for key, recs in table.items()}
+        table.clear()
+        table.update(renamed)
+    if ext.core_relos:
+        import dataclasses
+
+        for name, recs in ext.core_relos.items():
+            ext.core_relos[name] = [dataclasses.replace(r, access=btf.string_at(r.access_str_off)) for r in recs]
+    return ext
 
 

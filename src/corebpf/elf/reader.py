@@ -141,7 +141,11 @@ class ELFFile:
         self._parse_symbols()
         for sec in self.sections:
             if sec.type == SHT_REL:
-                self._parse_rels(sec)
+                # only relocations of code and of .maps matter to a loader; DWARF and .BTF ones are
+                # left alone (they are most of the entries, and libbpf ignores them too)
+                target = self.sections[sec.info] if 0 < sec.info < len(self.sections) else None
+                if target is None or target.is_exec or target.name == ".maps":
+                    self._parse_rels(sec)
             elif sec.type == SHT_RELA and sec.size:
                 raise self._err(f"section {sec.name!r}: RELA relocations are not used by BPF objects")
 
@@ -180,12 +184,11 @@ class ELFFile:
             raise self._err(f"relocation section {sec.name!r}: size {sec.size} is not a multiple of {_REL.size}")
         nsym = len(self.symbols)
         out = self.rels.setdefault(sec.info, [])
-        for pos in range(0, len(sec.data), _REL.size):
-            off, info = _REL.unpack_from(sec.data, pos)
+        for pos, (off, info) in enumerate(_REL.iter_unpack(sec.data)):
             sym = info >> 32
             if sym >= nsym:
-                raise self._err(f"relocation section {sec.name!r} entry at offset {pos}: symbol index {sym} out of "
-                                f"range ({nsym} symbols)")
+                raise self._err(f"relocation section {sec.name!r} entry at offset {pos * _REL.size}: symbol index "
+                                f"{sym} out of range ({nsym} symbols)")
             out.append(Rel(off, sym, info & 0xFFFFFFFF))
 
     def section(self, name: str) -> Optional[Section]:

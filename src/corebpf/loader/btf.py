@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import struct
+import sys
 import warnings
+from array import array
 from typing import TYPE_CHECKING, Optional
 
-from ..btf.builder import BTFLoadError, LoadedBTF, encode_records, load_btf
-from ..btf.index import record_words
+import numpy as np
+
+from ..btf.builder import BTFLoadError, LoadedBTF, load_btf
 from ..btf.types import Kind
 from ..errors import BPFError
 from ..elf.externs import KCONFIG_SEC, KSYMS_SEC
@@ -43,100 +46,106 @@ def btf_features() -> "BTFFeatures":
     return probe_features()
 
 
-def _split(raw: bytes) -> tuple[list[list[int]], bytearray, str]:
-    magic = struct.unpack_from("<H", raw, 0)[0]
-    e = "<" if magic == 0xEB9F else ">"
-    hdr_len = struct.unpack_from(e + "I", raw, 4)[0]
-    type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIII", raw, 8)
-    tp = hdr_len + type_off
-    words = struct.unpack_from(f"{e}{type_len // 4}I", raw, tp)
-    records, i = [], 0
-    while i < len(words):
-        n = record_words(words[i + 1])
-        records.append(list(words[i:i + n]))
-        i += n
-    strings = bytearray(raw[hdr_len + str_off:hdr_len + str_off + str_len])
-    return records, strings, ("little" if e == "<" else "big")
-
-
-def _kind(rec: list[int]) -> int:
-    return (rec[1] >> 24) & 0x1F
-
-
-def _name(strings: bytearray, off: int) -> str:
+def _name(strings: bytes, off: int) -> str:
     end = strings.find(b"\0", off)
     return strings[off:end if end >= 0 else len(strings)].decode(errors="replace")
 
 
 def finalize_btf(spec: "ObjectSpec") -> bytes:
-    """The object's BTF with DATASEC layouts, extern sections and hidden functions fixed up."""
-    records, strings, order = _split(spec.btf_raw)
+    """The object's BTF with DATASEC layouts, extern sections and hidden functions fixed up.
 
-    def rec(type_id: int) -> list[int]:
-        return records[type_id - 1]
+    Records are patched in place in a copy of the blob (no re-encoding); the few types libbpf adds
+    (an ``int``, a ``dummy_ksym`` variable) are appended after the last type.
+    """
+    btf = spec.btf
+    assert btf is not None
+    raw = spec.btf_raw
+    h = btf.header
+    e = "<" if h.byteorder == "little" else ">"
+    types = bytearray(raw[h.types_pos:h.types_pos + h.type_len])
+    strings = bytearray(raw[h.strings_pos:h.strings_pos + h.str_len])
+    words = memoryview(types).cast("I") if e == ("<" if sys.byteorder == "little" else ">") else None
+    if words is None:  # a foreign-endian object never gets here (the ELF reader refuses it)
+        raise ValueError("object BTF byte order differs from the host")
+    offsets = btf.index.offsets
+    kinds = (np.frombuffer(types, dtype=np.uint32)[offsets + 1] >> 24) & 0x1F
+    extra: list[list[int]] = []
+    n_types = len(offsets)
 
-    def add_string(s: str) -> int:
+    def rec_at(type_id: int) -> int:
+        return int(offsets[type_id - 1])
+
+    def add_string(text: str) -> int:
         off = len(strings)
-        strings.extend(s.encode() + b"\0")
+        strings.extend(text.encode() + b"\0")
         return off
 
-    int_id = 0
-    for i, r in enumerate(records, 1):
-        if _kind(r) == Kind.INT and r[2] == 4 and (r[3] & 0xFF) == 32:
-            int_id = i
-            break
     static_funcs = {p.name for p in (*spec.programs.values(), *spec.subprograms.values()) if p.btf_static}
-    kcfg_off = {e.name: e.offset for e in spec.externs.values() if e.kind == ExternKind.KCONFIG}
-    kcfg_size = max((e.offset + e.size for e in spec.externs.values() if e.kind == ExternKind.KCONFIG), default=0)
+    if static_funcs:
+        for tid in (np.nonzero(kinds == Kind.FUNC)[0] + 1).tolist():
+            o = rec_at(tid)
+            if _name(strings, words[o]) in static_funcs:
+                words[o + 1] = (words[o + 1] & ~0xFFFF) | _FUNC_STATIC
+    kcfg = [x for x in spec.externs.values() if x.kind == ExternKind.KCONFIG]
+    kcfg_off = {x.name: x.offset for x in kcfg}
+    kcfg_size = max((x.offset + x.size for x in kcfg), default=0)
+    int_id = 0
 
-    for r in list(records):
-        kind = _kind(r)
-        if kind == Kind.FUNC and static_funcs and _name(strings, r[0]) in static_funcs:
-            r[1] = (r[1] & ~0xFFFF) | _FUNC_STATIC
-        if kind != Kind.DATASEC:
-            continue
-        name = _name(strings, r[0])
-        vlen = r[1] & 0xFFFF
-        triples = [r[3 + 3 * i:6 + 3 * i] for i in range(vlen)]
+    for tid in (np.nonzero(kinds == Kind.DATASEC)[0] + 1).tolist():
+        o = rec_at(tid)
+        name = _name(strings, words[o])
+        vlen = words[o + 1] & 0xFFFF
+        triples = [list(words[o + 3 + 3 * i:o + 6 + 3 * i]) for i in range(vlen)]
         if name == KSYMS_SEC:
             if int_id == 0:
-                records.append([add_string("int"), Kind.INT << 24, 4, (1 << 24) | 32])  # signed 32-bit int
-                int_id = len(records)
-            dummy_id = 0
+                for cand in (np.nonzero(kinds == Kind.INT)[0] + 1).tolist():
+                    c = rec_at(cand)
+                    if words[c + 2] == 4 and (words[c + 3] & 0xFF) == 32:
+                        int_id = cand
+                        break
+                if int_id == 0:
+                    extra.append([add_string("int"), Kind.INT << 24, 4, (1 << 24) | 32])
+                    int_id = n_types + len(extra)
+            dummy_id = dummy_name = 0
             for i, t in enumerate(triples):
-                vt = rec(t[0])
-                if _kind(vt) == Kind.FUNC:
+                vo = rec_at(t[0])
+                if (words[vo + 1] >> 24) & 0x1F == Kind.FUNC:
                     if dummy_id == 0:
-                        records.append([add_string("dummy_ksym"), Kind.VAR << 24, int_id, _VAR_GLOBAL_ALLOCATED])
-                        dummy_id = len(records)
-                    proto = rec(vt[2])
-                    dummy_name = records[dummy_id - 1][0]
-                    for j in range(proto[1] & 0xFFFF):
-                        if proto[3 + 2 * j + 1] and not proto[3 + 2 * j]:
-                            proto[3 + 2 * j] = dummy_name
+                        dummy_name = add_string("dummy_ksym")
+                        extra.append([dummy_name, Kind.VAR << 24, int_id, _VAR_GLOBAL_ALLOCATED])
+                        dummy_id = n_types + len(extra)
+                    po = rec_at(words[vo + 2])
+                    for j in range(words[po + 1] & 0xFFFF):
+                        if words[po + 3 + 2 * j + 1] and not words[po + 3 + 2 * j]:
+                            words[po + 3 + 2 * j] = dummy_name
                     t[0] = dummy_id
-                    vt[1] = (vt[1] & ~0xFFFF) | _FUNC_GLOBAL
+                    words[vo + 1] = (words[vo + 1] & ~0xFFFF) | _FUNC_GLOBAL
                 else:
-                    vt[3] = _VAR_GLOBAL_ALLOCATED
-                    vt[2] = int_id
+                    words[vo + 3] = _VAR_GLOBAL_ALLOCATED
+                    words[vo + 2] = int_id
                 t[1], t[2] = 4 * i, 4
-            r[2] = 4 * vlen
+            words[o + 2] = 4 * vlen
         elif name == KCONFIG_SEC:
             for t in triples:
-                vt = rec(t[0])
-                vt[3] = _VAR_GLOBAL_ALLOCATED
-                t[1] = kcfg_off.get(_name(strings, vt[0]), t[1])
-            r[2] = kcfg_size
+                vo = rec_at(t[0])
+                words[vo + 3] = _VAR_GLOBAL_ALLOCATED
+                t[1] = kcfg_off.get(_name(strings, words[vo]), t[1])
+            words[o + 2] = kcfg_size
         else:
             layout = spec.datasec_layout.get(name)
             if layout is not None:
-                size, offsets = layout
-                r[2] = size
+                size, var_offsets = layout
+                words[o + 2] = size
                 for t in triples:
-                    t[1] = offsets.get(_name(strings, rec(t[0])[0]), t[1])
+                    t[1] = var_offsets.get(_name(strings, words[rec_at(t[0])]), t[1])
         triples.sort(key=lambda t: t[1])
-        r[3:] = [w for t in triples for w in t]
-    return encode_records(records, bytes(strings), byteorder=order)
+        for i, t in enumerate(triples):
+            words[o + 3 + 3 * i:o + 6 + 3 * i] = array("I", t)
+    words.release()
+    for r in extra:
+        types += struct.pack(f"{e}{len(r)}I", *r)
+    header = struct.pack(f"{e}HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + bytes(types) + bytes(strings)
 
 
 def load_object_btf(spec: "ObjectSpec", *, features: Optional["BTFFeatures"] = None) -> Optional[LoadedBTF]:
