@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from corebpf.btf import BTF
 from corebpf.btf.core import POISON_IMM, CoreRelocator, Resolution, TargetSet
 from corebpf.btf.ext import BTFExt
 

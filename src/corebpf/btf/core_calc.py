@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional
 
 from .core_compat import fields_are_compat, types_are_compat, types_match
 from .core_spec import MAX_SPEC_LEN, Accessor, CoreReloKind, Spec, SpecError, is_flex_array, resolve_size, skip_mods
-from .types import Array, Composite, Enum, Int, Kind, Pointer
+from .types import Array, Composite, Enum, Int, Kind, Pointer, essential_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import BTF
@@ -73,8 +73,6 @@ def _match_enumval(local: Spec, targ: Spec) -> Optional[Spec]:
     t, tid = skip_mods(targ.btf, targ.root_type_id)
     if not isinstance(t, Enum):
         return None
-    from .types import essential_name
-
     want = essential_name(local.accessors[0].name or "")
     for i, v in enumerate(t.values):
         if essential_name(v.name) == want:
