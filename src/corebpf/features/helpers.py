@@ -17,7 +17,7 @@ from .._sys._generated import HelperId
 from .._sys.syscall import NR_BPF, _syscall
 from ._insn import EXIT, call
 from .probes import LICENSE, close
-from .progs import ProgVariant, _resolve
+from .progs import ProgVariant, resolve_target
 
 # Helpers bpftool also leaves out unless asked: loading them has side effects (a kernel log
 # warning, or trace_printk's buffer set-up), so they are not probed by default.
@@ -60,7 +60,7 @@ class _Prober:
     """
 
     def __init__(self, variant: ProgVariant) -> None:
-        eat, btf_id, _ = _resolve(variant)
+        eat, btf_id, _ = resolve_target(variant)
         self.insns = ctypes.create_string_buffer(call(0) + EXIT, 16)
         self.imm = ctypes.c_int32.from_buffer(self.insns, 4)
         self.log = ctypes.create_string_buffer(4096)

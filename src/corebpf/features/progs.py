@@ -78,8 +78,9 @@ def all_prog_types() -> list[ProgType]:
     return [t for t in ProgType if t != ProgType.UNSPEC]
 
 
-def _resolve(v: ProgVariant) -> tuple[int, int, Optional[str]]:
-    """(expected_attach_type, attach_btf_id, error) for a variant."""
+def resolve_target(v: ProgVariant) -> tuple[int, int, Optional[str]]:
+    """``(expected_attach_type, attach_btf_id, problem)`` for a variant; ``problem`` says why its BTF
+    target could not be resolved (then the first two are 0)."""
     if v.btf_target is None:
         return v.expected_attach_type, 0, None
     t = vmlinux_types([v.btf_target])[v.btf_target]
@@ -119,7 +120,7 @@ def explain_failure(type_name: str, err: int, log: str) -> str:
 def probe_variant(v: ProgVariant, loader: Optional[ProgLoader] = None) -> ProbeResult:
     """Try loading one variant; the fd is closed before returning."""
     loader = loader or ProgLoader()
-    eat, btf_id, problem = _resolve(v)
+    eat, btf_id, problem = resolve_target(v)
     if problem:
         return failed(v.name, _errno.ENOENT, problem, source="/sys/kernel/btf/vmlinux")
     kern_version = kernel_version_code() if v.prog_type == ProgType.KPROBE else 0
