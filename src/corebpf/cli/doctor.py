@@ -118,10 +118,14 @@ def render(report: dict[str, Any], show_helpers: bool = False) -> None:
     kc = n["kconfig"]
     rows = [("release", k["release"], k["source"]), ("version", k["version"], ""),
             ("config", kc["source"] or f"[yellow]unavailable[/] ({kc['error']})", f"{kc['count']} options")]
-    for opt, val in kc["bpf_options"].items():
-        shown = "[yellow]?[/]" if val is None else ("[green]" + val + "[/]" if val in ("y", "m") else
-                                                    "[dim]" + val + "[/]" if val == "n" else val)
-        rows.append((f"CONFIG_{opt}", shown, ""))
+    opts = kc["bpf_options"]
+    on = [o for o, v in opts.items() if v in ("y", "m")]
+    off = [o for o, v in opts.items() if v == "n"]
+    other = {o: v for o, v in opts.items() if v not in ("y", "m", "n", None)}
+    if kc["source"]:
+        rows.append(("CONFIG_ set", "[green]" + " ".join(on) + "[/]", ""))
+        rows.append(("CONFIG_ not set", "[dim]" + " ".join(off) + "[/]", ""))
+        rows.extend((f"CONFIG_{o}", v, "") for o, v in other.items())
     con.print(_kv_table("Kernel", rows))
     b = n["btf"]
     con.print(_kv_table("BTF", [
