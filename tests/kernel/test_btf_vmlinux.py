@@ -210,3 +210,52 @@ def test_elf_image_with_btf_section(tmp_path) -> None:
     assert from_elf.raw == vm.raw and len(from_elf) == len(vm)
     assert from_elf.find("task_struct", Kind.STRUCT).member("pid").offset == \
         vm.find("task_struct", Kind.STRUCT).member("pid").offset
+
+
+def _not_portable(t: T.Type, depth: int = 0) -> bool:
+    """Whether a struct/union holds (by value, at any depth) something clang -target bpf lays out
+    differently from the kernel's build: an enum narrower than int (bpftool 7.1 prints those as
+    plain int-sized enums) or a ``va_list`` (a pointer on the bpf target, 24 bytes on x86-64)."""
+    if isinstance(t, T.Typedef) and t.name in ("va_list", "__gnuc_va_list", "__builtin_va_list"):
+        return True
+    r = t.skip_qualifiers()
+    if isinstance(r, T.Typedef):
+        return _not_portable(r.type, depth + 1)
+    if isinstance(r, T.Enum):
+        return r.size < 4
+    if isinstance(r, T.Array):
+        return _not_portable(r.elem_type, depth + 1)
+    if isinstance(r, T.Composite) and depth < 16:
+        return any(_not_portable(m.type, depth + 1) for m in r.members)
+    return False
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+def test_alignment_equals_clang_on_bpftool_vmlinux_h(tmp_path) -> None:
+    """``_Alignof`` of every uniquely named struct/union, as clang computes it from bpftool's vmlinux.h."""
+    btf = BTF.vmlinux()
+    header = tmp_path / "vmlinux.h"
+    header.write_text(subprocess.run(["bpftool", "btf", "dump", "file", str(VMLINUX), "format", "c"],
+                                     check=True, capture_output=True, text=True).stdout)
+    names: dict[str, int] = {}  # C tag names (struct, union, enum share one namespace)
+    for t in btf:
+        if t.kind in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.FWD) and t.name:
+            names[t.name] = names.get(t.name, 0) + 1
+    lines = ['#include "vmlinux.h"']
+    checked = 0
+    for t in btf:
+        if t.kind not in (Kind.STRUCT, Kind.UNION) or not t.name or names[t.name] != 1:
+            continue
+        if _not_portable(t):
+            continue
+        kw = "struct" if t.kind == Kind.STRUCT else "union"
+        lines.append(f'_Static_assert(_Alignof({kw} {t.name}) == {t.alignment}, "{t.name}");')
+        lines.append(f'_Static_assert(sizeof({kw} {t.name}) == {t.size}, "{t.name}");')
+        checked += 1
+    src = tmp_path / "align.c"
+    src.write_text("\n".join(lines) + "\n")
+    res = subprocess.run(["clang", "-target", "bpf", "-fsyntax-only", "-ferror-limit=0", str(src)],
+                         capture_output=True, text=True)
+    failures = [line for line in res.stderr.splitlines() if "error" in line]
+    assert checked > 5000
+    assert not failures, f"{len(failures)} differ, first: {failures[:5]}"

@@ -85,6 +85,16 @@ def essential_name(name: str) -> str:
     return name
 
 
+def _scalar_alignment(size: int, btf: "Optional[BTF]") -> int:
+    """C ABI alignment of an integer/float of ``size`` bytes: its size up to the pointer size, except
+    that 16-byte types (``__int128``, ``long double``) are 16-aligned on 64-bit targets, as clang
+    and the x86-64/arm64 ABIs have it (libbpf's ``btf__align_of`` says 8 there)."""
+    ptr = btf.pointer_size if btf is not None else 8
+    if size == 16 and ptr == 8:
+        return 16
+    return max(1, min(size, ptr))
+
+
 class Type:
     """Base of every BTF type.
 
@@ -218,7 +228,7 @@ class Int(Type):
         return self._size
 
     def _align_at(self, depth: int) -> int:
-        return max(1, min(self._size, self.btf.pointer_size if self.btf else 8))
+        return _scalar_alignment(self._size, self.btf)
 
     @property
     def signed(self) -> bool:
@@ -247,7 +257,7 @@ class Float(Type):
         return self._size
 
     def _align_at(self, depth: int) -> int:
-        return max(1, min(self._size, self.btf.pointer_size if self.btf else 8))
+        return _scalar_alignment(self._size, self.btf)
 
 
 class _Ref(Type):
