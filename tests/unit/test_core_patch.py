@@ -218,9 +218,12 @@ def test_target_from_file(tmp_path: Path):
     assert r.value == 12 and r.res.target == f"{path} [2] struct s"
 
 
-def test_resolution_str():
+def test_resolution_str_and_dict():
     r = relocate(LOCAL, TARGET, S, "0:1", K.FIELD_BYTE_OFFSET)
     assert str(r.res) == "insn #0: byte_off struct s.b in vmlinux [2] struct s: 4 -> 8"
+    d = r.res.as_dict()
+    assert d["kind"] == "byte_off" and d["target_spec"] == "<byte_off> [2] struct s.b (0:1 @ offset 8)"
+    assert (d["orig_val"], d["new_val"], d["poisoned"], d["insn"]) == (4, 8, False, 0)
     tb = builder()
     tb.add_int("int", 4, signed=True)
     r = relocate(LOCAL, tb.to_btf(), S, "0:1", K.FIELD_BYTE_OFFSET)

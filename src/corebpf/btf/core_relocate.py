@@ -113,6 +113,13 @@ class Resolution:
         """libbpf's verifier-log line for a poisoned relocation: ``failed to resolve CO-RE relocation <spec>``."""
         return f"failed to resolve CO-RE relocation {self.local}"
 
+    def as_dict(self) -> dict[str, object]:
+        """Plain values for ``--json`` output."""
+        return {"index": self.index, "insn": self.insn_index, "kind": self.kind.short, "spec": self.spec,
+                "local": self.local, "access": self.access, "target": self.target, "target_spec": self.target_spec,
+                "candidates": self.candidates, "orig_val": self.orig_val, "new_val": self.new_val,
+                "insn_value": self.insn_value, "poisoned": self.poisoned, "reason": self.reason}
+
     def __str__(self) -> str:
         if self.poisoned:
             return f"insn #{self.insn_index}: {self.kind.short} {self.spec}: poisoned ({self.reason})"
