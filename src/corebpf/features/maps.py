@@ -12,7 +12,6 @@ import errno as _errno
 import mmap
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional
 
 from .._sys import _generated as g
 from .._sys._generated import MapType
