@@ -12,6 +12,7 @@ import pytest
 from corebpf._sys import _generated as g
 from corebpf._sys import ops
 from corebpf.btf import BTF, Kind
+from corebpf.errors import BPFError
 from corebpf.btf.builder import BTFBuilder, BTFLoadError, load_btf
 from corebpf.btf.sanitize import BTFFeatures, probe_features, sanitize
 from corebpf.btf.values import decode, encode
@@ -150,3 +151,28 @@ def test_rejected_btf_carries_the_kernel_log() -> None:
     assert ei.value.errno == 22
     assert "Invalid type_id" in str(ei.value)
     assert "magic: 0xeb9f" in ei.value.log
+
+
+def test_read_back_loaded_btf_by_id() -> None:
+    b, key_id, value_id = event_btf()
+    with b.load() as loaded:
+        back = BTF.from_id(loaded.id)
+        assert back.raw == b.encode()
+        assert back[value_id].format_c() == "struct event" and back[value_id].size == 48
+
+
+def test_vmlinux_btf_object_by_id_equals_sysfs() -> None:
+    """The kernel's own BTF object (name "vmlinux") read through bpf() is /sys/kernel/btf/vmlinux."""
+    from corebpf.btf.loaded import loaded_btf_info
+
+    vm = BTF.vmlinux()
+    for btf_id in ops.iter_ids("btf"):
+        try:
+            name, kernel, raw = loaded_btf_info(btf_id)
+        except BPFError:  # objects come and go while other processes load BPF
+            continue
+        if kernel and name == "vmlinux":
+            assert raw == vm.raw
+            assert len(BTF.from_id(btf_id)) == len(vm)
+            return
+    pytest.fail("no kernel BTF object named vmlinux was found through BPF_BTF_GET_NEXT_ID")

@@ -8,6 +8,8 @@ Public API (stable; other modules build on it)::
     mod = BTF.module("nf_conntrack")        # split BTF of a module, on top of BTF.vmlinux(), shared
     btf = BTF.from_file(path, base=None)    # raw BTF, ELF .BTF (objects, vmlinux images), BTFHub .btf.tar.xz
     btf = BTF.from_bytes(data, base=None)   # raw BTF blob (either byte order)
+    btf = BTF.from_id(btf_id)               # a BTF object loaded in the kernel (module BTF split on vmlinux)
+    BTF.module_names()                      # modules with BTF under /sys/kernel/btf
 
     t = btf[type_id]                        # a Type (decoded on first use, then kept); btf[0] is void
     len(btf); iter(btf)                     # the types this blob defines: ids btf.start_id .. btf.last_id

@@ -191,6 +191,13 @@ class BTF:
                 cls._modules[name] = btf
             return btf
 
+    @classmethod
+    def from_id(cls, btf_id: int) -> "BTF":
+        """A BTF object loaded in the kernel, by id (module BTF on top of :meth:`vmlinux`)."""
+        from .loaded import btf_from_id
+
+        return btf_from_id(btf_id)
+
     @staticmethod
     def module_names() -> list[str]:
         """Names of the kernel modules that have BTF under ``/sys/kernel/btf``."""
