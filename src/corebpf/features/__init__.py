@@ -177,7 +177,7 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
     ``use_disk_cache``, a report from this boot, user and privilege set is reused.
     """
     global _report
-    if _report is not None and (with_helpers or not _report.helpers):
+    if _report is not None and (_report.helpers or not with_helpers):
         return _report
     key = _cache.cache_key() if use_disk_cache else ""
     if use_disk_cache:
