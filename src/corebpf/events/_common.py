@@ -1,0 +1,76 @@
+"""Shared pieces of the event readers: page size, owned map fds, mmap release, record-type lookup."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Any, Optional, Union
+
+from .._sys.fd import FD
+from ..maps import Map, MapType
+from ..maps.info import fd_kind, map_info
+
+PAGE_SIZE = mmap.PAGESIZE
+
+MapLike = Union[Map, int, FD, "os.PathLike[str]", str]
+"""A map given as a :class:`~corebpf.Map`, an fd number, an :class:`FD`, or a bpffs pin path."""
+
+
+def open_map(source: Any, want: MapType, what: str) -> Map:
+    """A :class:`Map` of type ``want`` that this reader owns (the caller's object is left open).
+
+    The reader holds its own fd (a duplicate), so closing the caller's Map does not pull the ring
+    out from under a poller, and closing the reader never closes the caller's Map.
+    """
+    if isinstance(source, Map):
+        m = Map.from_fd(source.fileno())
+    elif isinstance(source, FD):
+        m = Map.from_fd(source.fileno())
+    elif isinstance(source, int) and not isinstance(source, bool):
+        m = Map.from_fd(source)
+    elif isinstance(source, (str, os.PathLike)):
+        m = Map.from_pin(source)
+    elif hasattr(source, "fileno") and fd_kind(source.fileno()) == "map":
+        m = Map.from_fd(source.fileno())
+    else:
+        raise TypeError(f"{what} needs a Map, a map fd or a pin path, not {type(source).__name__}")
+    if m.type != want:
+        got = m.type.name.lower() if isinstance(m.type, MapType) else str(m.type)
+        m.close()
+        raise ValueError(f"{what} needs a {want.name.lower()} map, got a {got} map {m.name!r}")
+    return m
+
+
+def close_mmap(mm: Optional[mmap.mmap]) -> None:
+    """Unmap ``mm`` now, or, while a caller still holds a view into it (a numpy array taken from a
+    batch), leave the unmapping to the garbage collector when that view goes: never a dangling view."""
+    if mm is None or mm.closed:
+        return
+    try:
+        mm.close()
+    except BufferError:
+        pass  # exported views keep the mmap object alive; it unmaps itself when they are gone
+
+
+def release_view(mv: Optional[memoryview]) -> None:
+    """Release a memoryview we created, tolerating exports (numpy arrays) made from it."""
+    if mv is None:
+        return
+    try:
+        mv.release()
+    except BufferError:
+        pass
+
+
+def possible_and_online_cpus() -> list[int]:
+    """CPUs that are online now (perf events can only be opened on those)."""
+    from ..maps.percpu import parse_cpu_list
+
+    try:
+        with open("/sys/devices/system/cpu/online") as f:
+            return parse_cpu_list(f.read())
+    except (OSError, ValueError):
+        return list(range(os.cpu_count() or 1))
+
+
+__all__ = ["PAGE_SIZE", "MapLike", "open_map", "close_mmap", "release_view", "possible_and_online_cpus", "map_info"]

@@ -1,0 +1,413 @@
+"""``RingBuffer``: read a BPF ring buffer map (``BPF_MAP_TYPE_RINGBUF``) through its shared memory.
+
+Layout (kernel/bpf/ringbuf.c): page 0 holds the consumer position, which user space owns and maps
+read-write; page 1 holds the producer position, followed by the data area, both mapped read-only.
+The kernel maps the data pages twice in a row, so a record that runs past the end of the ring is
+still contiguous in our mapping: a reader never copies to undo a wrap-around.
+
+Each record starts with an 8-byte header: a 32-bit length whose top bits are BUSY (reserved, not yet
+committed) and DISCARD (committed as dropped), and a page offset the kernel uses. Records are
+8-byte aligned. A consumer reads the producer position (an acquire load: on x86-64 and arm64 a plain
+aligned 8-byte load from the mapping followed by the dependent header load is enough here, as
+CPython performs both as separate memory reads in program order after the call boundary), walks the
+headers up to the first BUSY one, and publishes the new consumer position after the records are
+processed. That publication is what frees space for the producer and what re-arms the kernel's
+wakeups (it wakes the consumer only when a record is committed at the consumer position).
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..maps import Map, MapType
+from ._common import PAGE_SIZE, close_mmap, open_map, release_view
+from .batch import Batch, Segment
+from .typed import RecordType, RecordTypeLike, as_record_type
+
+BPF_RINGBUF_BUSY_BIT = 1 << 31
+BPF_RINGBUF_DISCARD_BIT = 1 << 30
+BPF_RINGBUF_HDR_SZ = 8
+BPF_RB_NO_WAKEUP = 1
+"""Flag for bpf_ringbuf_output/submit/discard: do not wake the consumer (it polls with a timeout)."""
+BPF_RB_FORCE_WAKEUP = 2
+"""Flag for bpf_ringbuf_output/submit/discard: wake the consumer even if it is behind."""
+
+_LEN_AND_BUSY = ~BPF_RINGBUF_DISCARD_BIT & 0xFFFFFFFF
+_LEN_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
+_FAST_MIN = 8  # below this many candidate records, numpy's fixed cost exceeds a Python loop
+
+Callback = Callable[[memoryview], Any]
+DropCounter = Union[Callable[[], int], Map, tuple[Map, Any]]
+
+
+class RingBuffer:
+    """A consumer of one BPF ring buffer map.
+
+    ``ring = RingBuffer(map, callback=None, record_type=None, drop_counter=None)``; ``map`` is a
+    :class:`~corebpf.Map` of type ``ringbuf``, a map fd or a pin path (the reader keeps its own fd).
+
+    Reading, all non-blocking unless they say ``poll``:
+
+    * :meth:`read_batch` -> :class:`~corebpf.events.batch.Batch` of zero-copy memoryviews / numpy array,
+      released by ``batch.release()``, ``with batch:``, or the next read;
+    * :meth:`consume` calls ``callback(view)`` per record (the view is valid during the call only);
+    * :meth:`poll` waits (epoll) up to ``timeout`` seconds, then consumes; ``async for value in ring``
+      iterates from asyncio.
+
+    Several rings (and perf buffers) share one wait with :class:`~corebpf.events.poller.Poller`.
+    """
+
+    def __init__(self, map: Any, callback: Optional[Callback] = None, *,
+                 record_type: "RecordTypeLike | None" = None, drop_counter: Optional[DropCounter] = None) -> None:
+        self._map: Optional[Map] = None
+        self._cons_mm: Optional[mmap.mmap] = None
+        self._prod_mm: Optional[mmap.mmap] = None
+        self._poller: Any = None
+        self._batch: Optional[Batch] = None
+        m = open_map(map, MapType.RINGBUF, "RingBuffer")
+        try:
+            self._setup(m)
+        except BaseException:
+            self._release_mappings()
+            m.close()
+            raise
+        self._map = m
+        self.callback = callback
+        """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each record's memoryview."""
+        self.record_type: Optional[RecordType] = as_record_type(record_type)
+        self.drop_counter = drop_counter
+        self.received = 0
+        """Records handed out so far (batches count when released)."""
+        self.discarded = 0
+        """Records seen with the DISCARD bit (the producer reserved, then discarded them)."""
+
+    def _setup(self, m: Map) -> None:
+        size = m.max_entries
+        if size <= 0 or size & (size - 1) or size % PAGE_SIZE:
+            raise ValueError(f"ring buffer size {size} is not a power-of-2 multiple of the page size")
+        self.size: int = size
+        """Bytes of the data area (the map's max_entries)."""
+        self._mask = size - 1
+        # The consumer page is ours to write; producer page + twice the data are read-only.
+        self._cons_mm = m.mmap(PAGE_SIZE, 0, writable=True)
+        self._prod_mm = m.mmap(PAGE_SIZE + 2 * size, PAGE_SIZE, writable=False)
+        self._cons_q = memoryview(self._cons_mm).cast("Q")
+        self._prod_q = memoryview(self._prod_mm).cast("Q")
+        self._words = memoryview(self._prod_mm).cast("I")
+        self._data = memoryview(self._prod_mm)
+        self._np_words = np.frombuffer(self._prod_mm, dtype=np.uint32)
+
+    # ---- lifetime ----------------------------------------------------------------------------
+
+    @property
+    def map(self) -> Map:
+        """The ring buffer map (this reader's own fd)."""
+        if self._map is None:
+            raise ValueError("the ring buffer reader is closed")
+        return self._map
+
+    def fileno(self) -> int:
+        """The map fd, readable (EPOLLIN) when the kernel woke consumers for new data."""
+        return self.map.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._map is None
+
+    def close(self) -> None:
+        """Release the outstanding batch, unmap the ring, close the poller and the map fd (idempotent)."""
+        if self._map is None:
+            return
+        if self._batch is not None:
+            self._batch.release()
+            self._batch = None
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
+        self._release_mappings()
+        m, self._map = self._map, None
+        m.close()
+
+    def _release_mappings(self) -> None:
+        for name in ("_cons_q", "_prod_q", "_words", "_data"):
+            release_view(getattr(self, name, None))
+            setattr(self, name, None)
+        self._np_words = None
+        close_mmap(self._cons_mm)
+        close_mmap(self._prod_mm)
+        self._cons_mm = self._prod_mm = None
+
+    def __enter__(self) -> "RingBuffer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        if self._map is None:
+            return "<RingBuffer closed>"
+        return f"<RingBuffer {self._map.name!r} size={self.size} pending={self.pending} received={self.received}>"
+
+    # ---- positions -----------------------------------------------------------------------------
+
+    @property
+    def consumer_pos(self) -> int:
+        """Bytes consumed since the ring was created (monotonic)."""
+        return self._cons_q[0]
+
+    @property
+    def producer_pos(self) -> int:
+        """Bytes reserved by producers since the ring was created (monotonic)."""
+        return self._prod_q[0]
+
+    @property
+    def pending(self) -> int:
+        """Bytes between the consumer and producer positions (records not yet consumed)."""
+        return self._prod_q[0] - self._cons_q[0]
+
+    def _has_data(self) -> bool:
+        return self._prod_q[0] != self._cons_q[0]
+
+    @property
+    def dropped(self) -> Optional[int]:
+        """Records the producer failed to write, from ``drop_counter`` (None without one).
+
+        The kernel does not count ring buffer drops: a program that wants them counted increments a
+        map entry when ``bpf_ringbuf_reserve``/``output`` fails. ``drop_counter`` is that map (key 0),
+        a ``(map, key)`` pair (per-CPU values are summed), or any callable returning the count.
+        """
+        dc = self.drop_counter
+        if dc is None:
+            return None
+        if callable(dc) and not isinstance(dc, Map):
+            return int(dc())
+        m, key = (dc, 0) if isinstance(dc, Map) else dc
+        value = m.lookup(key)
+        if value is None:
+            return 0
+        if isinstance(value, list):
+            return sum(int.from_bytes(v[:8], "little") for v in value)
+        return int.from_bytes(value[:8], "little")
+
+    # ---- scanning ------------------------------------------------------------------------------
+
+    def _scan(self, buf: memoryview, limit: Optional[int]) -> tuple[list[Segment], int, int, int]:
+        """Walk committed records from the consumer position: (segments, end position, records, discarded).
+
+        Runs of records of one length are verified with one vectorised pass over their headers (a
+        strided numpy view of the mapping) instead of a Python step per record.
+        """
+        cons = self._cons_q[0]
+        prod = self._prod_q[0]
+        words, npw, mask = self._words, self._np_words, self._mask
+        segments: list[Segment] = []
+        count = discarded = 0
+        pos = cons
+        left = limit if limit is not None else 1 << 62
+        while pos < prod and left > 0:
+            off = PAGE_SIZE + (pos & mask)
+            w = words[off >> 2]
+            if w & BPF_RINGBUF_BUSY_BIT:
+                break  # not committed yet: later records wait for it (the kernel commits in any order)
+            length = w & _LEN_MASK
+            stride = (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
+            avail = (prod - pos) // stride
+            if avail == 0:
+                raise RuntimeError(f"corrupt ring buffer: a {length}-byte record at position {pos} runs past "
+                                   f"the producer position {prod}")
+            if avail > left:
+                avail = left
+            keep: Optional[np.ndarray] = None
+            if avail >= _FAST_MIN:
+                step = stride >> 2
+                hdr = npw[off >> 2:(off >> 2) + avail * step:step]
+                same = (hdr & _LEN_AND_BUSY) == length
+                k = avail if same.all() else int(same.argmin())
+                disc = (hdr[:k] & BPF_RINGBUF_DISCARD_BIT) != 0
+                nd = int(np.count_nonzero(disc))
+                if nd:
+                    keep = ~disc
+            else:
+                k, nd, flags = 0, 0, []
+                p = off
+                while k < avail:
+                    w = words[p >> 2]
+                    if w & _LEN_AND_BUSY != length:
+                        break
+                    flags.append(w & BPF_RINGBUF_DISCARD_BIT)
+                    k += 1
+                    p += stride
+                if any(flags):
+                    keep = np.array([not f for f in flags], dtype=bool)
+                    nd = k - int(np.count_nonzero(keep))
+            segments.append((buf, off + BPF_RINGBUF_HDR_SZ, stride, k, length, keep))
+            count += k - nd
+            discarded += nd
+            pos += k * stride
+            left -= k
+        return segments, pos, count, discarded
+
+    def _commit(self, pos: int) -> None:
+        # a plain 8-byte store into the shared page: the kernel reads it with smp_load_acquire
+        self._cons_q[0] = pos
+
+    # ---- batch API -----------------------------------------------------------------------------
+
+    def read_batch(self, max_records: Optional[int] = None) -> Batch:
+        """The committed records not yet consumed (up to ``max_records``), without waiting or copying.
+
+        The previous batch of this reader is released first. The consumer position moves when this
+        batch is released (``batch.release()``, ``with``, or the next read).
+        """
+        if self._batch is not None:
+            self._batch.release()
+            self._batch = None
+        if self._map is None:
+            raise ValueError("the ring buffer reader is closed")
+        root = memoryview(self._prod_mm)  # type: ignore[arg-type]
+        segments, end, count, discarded = self._scan(root, max_records)
+        self.discarded += discarded
+
+        def on_release() -> None:
+            if self._cons_q is not None:
+                self._commit(end)
+            self.received += count
+
+        batch = Batch(self, segments, count, discarded, 0, on_release, [root], self.record_type)
+        self._batch = batch
+        return batch
+
+    def read_batches(self, max_records: Optional[int] = None) -> list[Batch]:
+        """``[read_batch()]`` when there is data, else ``[]`` (the same shape as perf buffers)."""
+        batch = self.read_batch(max_records)
+        if batch or batch.discarded:
+            return [batch]
+        batch.release()
+        return []
+
+    def _release_batches(self) -> None:
+        if self._batch is not None:
+            self._batch.release()
+            self._batch = None
+
+    # ---- callback API --------------------------------------------------------------------------
+
+    def consume(self, callback: Optional[Callback] = None, max_records: Optional[int] = None) -> int:
+        """Call ``callback`` (default: the reader's) for each committed record; returns how many.
+
+        Drains until the ring is empty (records produced meanwhile included) or ``max_records``.
+        The memoryview is valid during the call only (``bytes(view)`` keeps a copy). If the callback
+        raises, the records before it and the one that raised count as consumed.
+        """
+        cb = callback or self.callback
+        if cb is None:
+            raise ValueError("consume() needs a callback (or give callback= to RingBuffer)")
+        self._release_batches()
+        data = self._data
+        if data is None:
+            raise ValueError("the ring buffer reader is closed")
+        total = 0
+        while max_records is None or total < max_records:
+            segments, end, count, discarded = self._scan(data, None if max_records is None else max_records - total)
+            if not segments:
+                break
+            self.discarded += discarded
+            done = 0
+            try:
+                for _, off, stride, k, length, keep in segments:
+                    if keep is None:
+                        for p in range(off, off + stride * k, stride):
+                            v = data[p:p + length]
+                            done += 1
+                            cb(v)
+                            try:
+                                v.release()
+                            except BufferError:
+                                pass  # the callback exported it (e.g. numpy): it keeps the mapping alive
+                    else:
+                        for i in np.flatnonzero(keep).tolist():
+                            p = off + i * stride
+                            v = data[p:p + length]
+                            done += 1
+                            cb(v)
+                            try:
+                                v.release()
+                            except BufferError:
+                                pass
+            except BaseException:
+                self._commit(self._position_after(segments, done))
+                self.received += done
+                raise
+            self._commit(end)
+            self.received += count
+            total += count
+        return total
+
+    def _position_after(self, segments: list[Segment], delivered: int) -> int:
+        """The consumer position just past the ``delivered``-th record of ``segments``."""
+        pos = self._cons_q[0]
+        for _, _, stride, k, _, keep in segments:
+            kept = k if keep is None else int(np.count_nonzero(keep))
+            if delivered >= kept:
+                delivered -= kept
+                pos += k * stride
+                continue
+            if keep is None:
+                return pos + delivered * stride
+            idx = np.flatnonzero(keep)
+            return pos + (int(idx[delivered - 1]) + 1) * stride if delivered else pos
+        return pos
+
+    # ---- waiting -------------------------------------------------------------------------------
+
+    def poll(self, timeout: Optional[float] = None, callback: Optional[Callback] = None) -> int:
+        """Wait up to ``timeout`` seconds (None: until woken) for data, then :meth:`consume` it.
+
+        Data already there is consumed without waiting; after a timeout the ring is drained anyway,
+        so records written with ``BPF_RB_NO_WAKEUP`` arrive at the latest one timeout later.
+        """
+        if self._has_data():
+            return self.consume(callback)
+        self._own_poller().wait(timeout)
+        return self.consume(callback) if self._has_data() else 0
+
+    def poll_batch(self, timeout: Optional[float] = None, max_records: Optional[int] = None) -> Batch:
+        """Wait like :meth:`poll`, then return :meth:`read_batch`."""
+        if not self._has_data():
+            self._own_poller().wait(timeout)
+        return self.read_batch(max_records)
+
+    def _own_poller(self) -> Any:
+        if self._poller is None:
+            from .poller import Poller
+
+            self._poller = Poller(self)
+        return self._poller
+
+    def _wait_fds(self) -> list[int]:
+        return [self.fileno()]
+
+    def events(self, *, copy: bool = True, interval: float = 0.25) -> AsyncIterator[Any]:
+        """``async for`` over records: decoded values with a record type, else ``bytes``.
+
+        Wakes on the ring's fd through the running asyncio loop; drains at least every ``interval``
+        seconds for producers that write with ``BPF_RB_NO_WAKEUP``.
+        """
+        return self._own_poller().events(copy=copy, interval=interval, with_source=False)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.events()
+
+
+__all__ = ["RingBuffer", "BPF_RB_NO_WAKEUP", "BPF_RB_FORCE_WAKEUP", "BPF_RINGBUF_BUSY_BIT",
+           "BPF_RINGBUF_DISCARD_BIT", "BPF_RINGBUF_HDR_SZ"]
