@@ -41,6 +41,10 @@ _LAZY = {
     "load": "corebpf.loader",
     "Object": "corebpf.loader",
     "ObjectSpec": "corebpf.elf",
+    "RingBuffer": "corebpf.events",
+    "PerfBuffer": "corebpf.events",
+    "UserRingBuffer": "corebpf.events",
+    "Poller": "corebpf.events",
 }
 
 
@@ -62,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import asm, features, inventory, node
     from .btf import BTF
     from .elf import ObjectSpec
+    from .events import PerfBuffer, Poller, RingBuffer, UserRingBuffer
     from .loader import Object, load
     from .maps import Map, MapType
     from .programs import AttachType, Program, ProgType, TestRunResult
