@@ -18,7 +18,8 @@ Public API (stable; other modules build on it)::
     btf.find_all("task_struct")             # every match, base first; btf.find_id(...) -> id or -1
     btf.kind_of(id), btf.name_of(id)        # without decoding the type
     btf.string_at(offset)                   # string section lookup (split BTF continues the base's)
-    btf.raw, btf.header, btf.byteorder, btf.base, btf.pointer_size, btf.from_cache
+    btf.raw (bytes), btf.buffer (memoryview, no copy), btf.header, btf.byteorder, btf.base,
+    btf.start_id, btf.last_id, btf.pointer_size, btf.from_cache
 
 Types (``corebpf.btf.types``), all with ``.kind`` (:class:`Kind`), ``.name``, ``.id``, ``.btf``,
 ``.size`` and ``.alignment`` (bytes; BTFError for sizeless kinds), ``.resolve()`` (skip typedefs,

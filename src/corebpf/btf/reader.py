@@ -107,6 +107,7 @@ class BTF:
                  length: Optional[int] = None) -> None:
         self._data = data
         self._length = len(data) if length is None else length
+        self._raw: Optional[bytes] = None
         self.base = base
         self.name = name
         self.source = source
@@ -209,11 +210,18 @@ class BTF:
     # -- raw access -------------------------------------------------------------------------------
     @property
     def raw(self) -> bytes:
-        """The BTF blob (header, types, strings) as bytes."""
+        """The BTF blob (header, types, strings) as bytes (copied once from a cache mmap, then kept)."""
         d = self._data
         if isinstance(d, bytes) and len(d) == self._length:
             return d
-        return bytes(d[:self._length])
+        if self._raw is None:
+            self._raw = bytes(d[:self._length])
+        return self._raw
+
+    @property
+    def buffer(self) -> memoryview:
+        """The BTF blob without a copy (a view of the bytes or of the cache file's mmap)."""
+        return memoryview(self._data)[:self._length]
 
     @property
     def index(self) -> TypeIndex:
