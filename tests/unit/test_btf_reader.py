@@ -271,3 +271,27 @@ def test_large_vlen_records_are_scanned_exactly() -> None:
         btf = b.to_btf()
         assert len(btf[1].values) == 40000 and len(btf[3].members) == 30000
         assert btf.find("after").type is btf[2]
+
+
+def test_vmlinux_and_module_sharing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BTF.vmlinux()/BTF.module() against a fake /sys/kernel/btf: split on top of vmlinux, shared."""
+    base, ids = all_kinds()
+    (tmp_path / "vmlinux").write_bytes(base.raw)
+    b = BTFBuilder(base=base)
+    b.add_struct("nf_conn", 8, [("ev", b.add_ptr(ids["struct"]), 0)])
+    (tmp_path / "nf_conntrack").write_bytes(b.encode())
+    monkeypatch.setattr(BTF, "sysfs_dir", tmp_path)
+    monkeypatch.setattr(BTF, "_vmlinux", None)
+    monkeypatch.setattr(BTF, "_modules", {})
+    monkeypatch.setenv("COREBPF_CACHE_DIR", str(tmp_path / "cache"))
+    vm = BTF.vmlinux()
+    assert vm is BTF.vmlinux() and vm.find("ev").id == ids["struct"]
+    mod = BTF.module("nf_conntrack")
+    assert mod is BTF.module("nf_conntrack") and mod.base is vm
+    assert mod.find("nf_conn").member("ev").type.target is vm[ids["struct"]]
+    assert BTF.module_names() == ["nf_conntrack"]
+    assert BTF.module("vmlinux") is vm
+    with pytest.raises(BTFError, match="no BTF for module"):
+        BTF.module("absent")
+    with pytest.raises(BTFError, match="invalid module name"):
+        BTF.module("../etc")

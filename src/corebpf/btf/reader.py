@@ -161,6 +161,8 @@ class BTF:
     _shared_lock = threading.Lock()
     _vmlinux: Optional["BTF"] = None
     _modules: dict[str, "BTF"] = {}
+    #: Where the kernel publishes its BTF (vmlinux and one file per module with BTF).
+    sysfs_dir: Path = Path("/sys/kernel/btf")
 
     @classmethod
     def vmlinux(cls, *, cache: bool = True) -> "BTF":
@@ -168,7 +170,7 @@ class BTF:
         in the usual places), opened once per process and shared."""
         with cls._shared_lock:
             if cls._vmlinux is None:
-                cls._vmlinux = cls.from_file(_find_vmlinux(), cache=cache)
+                cls._vmlinux = cls.from_file(_find_vmlinux(cls.sysfs_dir / "vmlinux"), cache=cache)
                 cls._vmlinux.name = "vmlinux"
             return cls._vmlinux
 
@@ -183,7 +185,7 @@ class BTF:
         with cls._shared_lock:
             btf = cls._modules.get(name)
             if btf is None:
-                path = Path("/sys/kernel/btf") / name
+                path = cls.sysfs_dir / name
                 if not path.exists():
                     raise BTFError(f"no BTF for module {name!r}: {path} does not exist "
                                    "(is the module loaded, and built with CONFIG_DEBUG_INFO_BTF_MODULES?)")
@@ -199,11 +201,11 @@ class BTF:
 
         return btf_from_id(btf_id)
 
-    @staticmethod
-    def module_names() -> list[str]:
+    @classmethod
+    def module_names(cls) -> list[str]:
         """Names of the kernel modules that have BTF under ``/sys/kernel/btf``."""
         try:
-            return sorted(n for n in os.listdir("/sys/kernel/btf") if n != "vmlinux")
+            return sorted(n for n in os.listdir(cls.sysfs_dir) if n != "vmlinux")
         except OSError:
             return []
 
@@ -531,9 +533,9 @@ class BTF:
         self._ptr_size = value
 
 
-def _find_vmlinux() -> Path:
+def _find_vmlinux(sysfs: Path = Path(VMLINUX_PATH)) -> Path:
     """Where the running kernel's BTF is, following libbpf's search order."""
-    candidates = [Path(VMLINUX_PATH)]
+    candidates = [sysfs]
     release = os.uname().release
     candidates += [Path(p.replace("{}", release)) for p in (
         "/boot/vmlinux-{}", "/lib/modules/{}/vmlinux-{}", "/lib/modules/{}/build/vmlinux",
