@@ -276,11 +276,13 @@ def test_large_vlen_records_are_scanned_exactly() -> None:
 def test_vmlinux_and_module_sharing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """BTF.vmlinux()/BTF.module() against a fake /sys/kernel/btf: split on top of vmlinux, shared."""
     base, ids = all_kinds()
-    (tmp_path / "vmlinux").write_bytes(base.raw)
+    sysfs = tmp_path / "sys"
+    sysfs.mkdir()
+    (sysfs / "vmlinux").write_bytes(base.raw)
     b = BTFBuilder(base=base)
     b.add_struct("nf_conn", 8, [("ev", b.add_ptr(ids["struct"]), 0)])
-    (tmp_path / "nf_conntrack").write_bytes(b.encode())
-    monkeypatch.setattr(BTF, "sysfs_dir", tmp_path)
+    (sysfs / "nf_conntrack").write_bytes(b.encode())
+    monkeypatch.setattr(BTF, "sysfs_dir", sysfs)
     monkeypatch.setattr(BTF, "_vmlinux", None)
     monkeypatch.setattr(BTF, "_modules", {})
     monkeypatch.setenv("COREBPF_CACHE_DIR", str(tmp_path / "cache"))
