@@ -27,7 +27,7 @@ CLANG = shutil.which("clang")
 BPFTOOL = shutil.which("bpftool")
 
 
-def body(blob: bytes, types: list | None = None) -> str:
+def body(blob, types: list | None = None) -> str:
     return dump_c(blob, types, header=False)
 
 
@@ -305,6 +305,25 @@ def test_conflicts_enums_qualifiers_and_tags(tmp_path: Path) -> None:
                "\n_Static_assert(sizeof(enum wide_small) == 8, \"ws\");")
 
 
+def test_va_list_members_keep_the_kernels_size(tmp_path: Path) -> None:
+    """x86-64's va_list is 24 bytes (BTF says so); clang -target bpf's is a pointer: pad it."""
+    b = BTFBuilder()
+    c = b.add_int("char", 1, signed=True, char=True)
+    cp = b.add_ptr(b.add_const(c))
+    u = b.add_int("unsigned int", 4)
+    tag = b.add_struct("__va_list_tag", 24, [("gp_offset", u, 0), ("fp_offset", u, 32),
+                                             ("overflow_arg_area", b.add_ptr(0), 64), ("reg_save_area", b.add_ptr(0), 128)])
+    arr = b.add_array(tag, u, 1)
+    builtin = b.add_typedef("__builtin_va_list", arr)
+    va = b.add_typedef("va_list", builtin)
+    b.add_struct("warn_args", 32, [("fmt", cp, 0), ("args", va, 64)])
+    blob = b.encode()
+    text = body(blob)
+    assert ("struct warn_args {\n\tconst char *fmt;\n\tunion {\n\t\tva_list args;\n\t\tstruct {\n"
+            "\t\t\tlong: 64;\n\t\t\tlong: 64;\n\t\t\tlong: 64;\n\t\t};\n\t};\n};") in text
+    compile_ok(text, tmp_path, layout_asserts(blob))
+
+
 @pytest.mark.parametrize("make", [cycle_btf, anon_btf, bitfield_btf, funcptr_btf, misc_btf])
 def test_same_text_as_bpftool(make, tmp_path: Path) -> None:
     blob = make()
@@ -359,12 +378,14 @@ def test_split_btf_continues_the_base(tmp_path: Path) -> None:
     p = b.add_ptr(a_id)
     b.add_struct("child", 16, [("parent", p, 0), ("val", 1, 64)])
     split = b.to_btf()
+    # a whole dump is the base's header followed by the split types (as bpftool does)
     text = dump_c(split, header=False)
-    # only the split types are dumped, with what they need from the base (here a declaration)
-    assert text == "struct a;\n\nstruct child {\n\tstruct a *parent;\n\tint val;\n};\n\n"
+    assert text == body(base_blob) + "struct child {\n\tstruct a *parent;\n\tint val;\n};\n\n"
+    # selected split types come with what they need from the base (here a declaration)
+    assert body(split, ["child"]) == "struct a;\n\nstruct child {\n\tstruct a *parent;\n\tint val;\n};\n\n"
     b.add_struct("embeds", 16, [("a", a_id, 0)])
-    text = dump_c(b.to_btf(), header=False)
-    assert "struct b;\n\nstruct a {\n" in text and text.endswith("struct embeds {\n\tstruct a a;\n};\n\n")
+    text = dump_c(b.to_btf(), ["embeds"], header=False)
+    assert text == "struct b;\n\nstruct a {\n\tstruct b *b;\n\tint x;\n};\n\nstruct embeds {\n\tstruct a a;\n};\n\n"
     compile_ok(text, tmp_path)
     rt = RawTypes(split.raw, RawTypes(base_blob))
     assert rt.start_id == base.last_id + 1 and rt.name(rt.last_id) == "child"

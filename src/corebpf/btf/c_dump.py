@@ -116,6 +116,7 @@ class CDumper:
         self._size = array("q", [-1]) * n
         self._decls: dict[int, object] = {}   # declarator text around the name, per type id
         self._inline_defs = 0                 # anonymous struct/enum bodies written so far
+        self._va: Optional[frozenset[int]] = None
 
     # -- public -----------------------------------------------------------------------------------
     def dump_type(self, type_id: int) -> None:
@@ -529,6 +530,7 @@ class CDumper:
         names_get, string = t._names.get, t.string
         sizes, size_of = self._size, self.size_of
         emit_decl, decls_get = self._emit_decl, self._decls.get
+        va_types = self._va_types()
         cur = 0
         prev_bitfield = False
         end = off + 3 + 3 * vlen
@@ -541,6 +543,12 @@ class CDumper:
             if m_off > cur:
                 self._emit_padding(cur, m_off, 1 if packed else self.align_of(mtype),
                                    prev_bitfield and m_bits != 0, lvl + 1)
+            if va_types and mtype in va_types and not m_bits:
+                self._emit_va_member(mtype, names_get(name_off) or string(name_off), lvl + 1)
+                size = sizes[mtype]
+                cur = m_off + 8 * (size if size >= 0 else size_of(mtype))
+                prev_bitfield = False
+                continue
             hit = decls_get(mtype) if name_off else None
             if hit is not None:  # the common case, inlined: a declarator seen before
                 fname = names_get(name_off) or string(name_off)
@@ -571,6 +579,41 @@ class CDumper:
             out.append("}")
         if packed:
             out.append(" __attribute__((packed))")
+
+    def _va_types(self) -> frozenset[int]:
+        """Ids of the typedefs and qualifiers that lead to the ``__builtin_va_list`` typedef."""
+        found = self._va
+        if found is not None:
+            return found
+        t = self.t
+        w, offs = t.words, t.offs
+        ids = {tid for tid in t.ids_named("__builtin_va_list")["__builtin_va_list"] if t.kinds[tid] == TYPEDEF}
+        if ids:
+            refs = [tid for kind in (TYPEDEF, CONST, VOLATILE, TYPE_TAG) for tid in t.ids_of_kind(kind)]
+            grew = True
+            while grew:
+                grew = False
+                for tid in refs:
+                    if tid not in ids and w[offs[tid] + 2] in ids:
+                        ids.add(tid)
+                        grew = True
+        self._va = found = frozenset(ids)
+        return found
+
+    def _emit_va_member(self, type_id: int, fname: str, lvl: int) -> None:
+        """A ``va_list`` member, sized as in the kernel whatever the compiler's own va_list is.
+
+        ``__builtin_va_list`` is the compiler's: 24 bytes on x86-64 (what BTF records), a pointer
+        on the BPF target. Declaring the member inside an anonymous union with an anonymous struct
+        of padding gives it the kernel's size on every target, and ``fname`` stays accessible.
+        """
+        out = self.out
+        pfx = "\n" + _tabs(lvl)
+        out.append(f"{pfx}union {{{pfx}\t")
+        self._emit_decl(type_id, fname, lvl + 1)
+        out.append(f";{pfx}\tstruct {{")
+        self._emit_padding(0, 8 * self.size_of(type_id), 1, False, lvl + 2)
+        out.append(f"{pfx}\t}};{pfx}}};")
 
     def _emit_padding(self, cur: int, nxt: int, nxt_align: int, in_bitfield: bool, lvl: int) -> None:
         """Fill bits [cur, nxt) with anonymous bitfields so the next member lands at bit ``nxt``."""
@@ -846,7 +889,9 @@ def iter_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[st
 def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: bool) -> Iterator[str]:
     ids: Iterable[int]
     if types is None:
-        ids = range(rt.start_id, rt.last_id + 1)
+        # split BTF too is dumped from id 1, base types included: one header that has it all (bpftool
+        # does the same; a second header with the base's types would clash with vmlinux.h)
+        ids = range(1, rt.last_id + 1)
     else:
         ids = _select(rt, list(types))
     dumper = CDumper(rt)
@@ -880,8 +925,8 @@ def dump_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[st
            header: bool = True, cache: bool = False) -> str:
     """The BTF as a C header, like ``bpftool btf dump file X format c``.
 
-    ``btf``: a :class:`corebpf.btf.BTF` (split BTF dumps its own types, with the base types they need),
-    a :class:`RawTypes`, or raw BTF bytes. ``types``: only these types (names, matching every
+    ``btf``: a :class:`corebpf.btf.BTF` (for split BTF, module types come after all of the base's, as
+    bpftool does), a :class:`RawTypes`, or raw BTF bytes. ``types``: only these types (names, matching every
     non-function type of that name, or ids) and what they depend on, in id order. ``header``: wrap in
     the ``__VMLINUX_H__`` guard and the ``preserve_access_index`` pragma. Unknown names raise
     KeyError listing them. ``cache``: reuse (or store) a full dump in the on-disk cache
