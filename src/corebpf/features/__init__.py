@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .._sys._generated import HelperId, MapType, ProgType
 from . import cache as _cache
@@ -158,9 +158,28 @@ def helper(prog_type_name: str, helper_name: str) -> bool:
 ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
 
 
+class _Inline:
+    """An executor that runs each task at once in the calling thread (the serial mode of probe_all)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _helper_workers() -> int:
-    """Threads for the helper probes: one per CPU plus one on an idle host, but one when the CPUs are
-    already busy (threads then fight over the GIL while preempted, which is slower than one thread)."""
+    """Threads for the probes: one per CPU plus one on an idle host, but none (serial, in the calling
+    thread) when the CPUs are already busy: threads then fight over the GIL while preempted, which
+    measured both slower and about twice the CPU time of one thread."""
     cpus = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0] >= cpus
@@ -172,9 +191,10 @@ def _helper_workers() -> int:
 def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, threads: Optional[int] = None) -> FeatureReport:
     """Run every probe (program types, map types, helpers per loadable type, attach methods, ISA).
 
-    Probes run on a small thread pool: each is one or a few system calls during which Python
-    releases the GIL, and attach probes mostly wait in the kernel (RCU grace periods). With
-    ``use_disk_cache``, a report from this boot, user and privilege set is reused.
+    On an idle host probes run on small thread pools: each is one or a few system calls during
+    which Python releases the GIL, and attach probes mostly wait in the kernel (RCU grace periods).
+    When the CPUs are already busy (load average >= CPUs) or ``threads=1``, everything runs in the
+    calling thread. With ``use_disk_cache``, a report from this boot, user and privilege set is reused.
     """
     global _report
     if _report is not None and (_report.helpers or not with_helpers):
@@ -189,10 +209,11 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
     start = time.perf_counter()
     workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): they get
-    # their own wide pool so they overlap everything else instead of queueing in front of the
-    # CPU-bound helper probes; those needing a BTF target wait for the scan below
-    with ThreadPoolExecutor(min(16, len(ATTACH_PROBES))) as waiters, \
-            ThreadPoolExecutor(workers) as pool:
+    # their own pool so they overlap everything else instead of queueing in front of the CPU-bound
+    # helper probes; those needing a BTF target wait for the scan below
+    serial = workers == 1
+    with (_Inline() if serial else ThreadPoolExecutor(8)) as waiters, \
+            (_Inline() if serial else ThreadPoolExecutor(workers)) as pool:
         attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
         progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
