@@ -68,3 +68,18 @@ def test_repeated_probes_leak_nothing() -> None:
     assert _fds() == before
     assert sorted(_own_bpf_fds()) == held
     features.clear_cache()
+
+
+def test_serial_and_threaded_probing_agree() -> None:
+    def summary(rep: FeatureReport) -> dict:
+        return {"progs": {k: v.supported for k, v in rep.prog_types.items()},
+                "maps": {k: v.supported for k, v in rep.map_types.items()},
+                "attach": {k: (v.supported, v.errno) for k, v in rep.attach.items()},
+                "helpers": {k: v.supported for k, v in rep.helpers.items()}}
+
+    features.clear_cache()
+    serial = summary(features.probe_all(threads=1))
+    features.clear_cache()
+    threaded = summary(features.probe_all(threads=3))
+    features.clear_cache()
+    assert serial == threaded
