@@ -113,6 +113,8 @@ def test_find_poisoned():
     assert find_poisoned(res, 1) is res[0]
     assert find_poisoned(res, 2) is None and find_poisoned(res, 0) is None
     assert find_poisoned(res, 11, offset=10) is res[0]  # a subprogram appended at instruction 10
+    moved = [r.shifted(10) for r in res]
+    assert find_poisoned(moved, 11) is moved[0] and moved[0].local == res[0].local and res[0].insn_index == 1
 
 
 def test_explain_verifier_log_rewrites_the_two_lines():

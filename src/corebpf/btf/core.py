@@ -22,9 +22,9 @@ Interface for the loader (stable)::
 ``insns`` is a ``bytearray`` of the program's raw instructions (8 bytes each); it is patched in place.
 ``relos`` is a sequence of records with ``insn_off`` (bytes), ``type_id``, ``access_str_off`` (or a
 non-empty ``access`` string) and ``kind``: the ``.BTF.ext`` records (``corebpf.btf.ext.CoreRelo``,
-re-exported here as :class:`CoreRelo`). ``insn_off - section_offset`` must be the byte offset of the instruction inside
-``insns`` (pass the program's byte offset in its ELF section as ``section_offset`` when the records
-carry section offsets). Relocations whose instruction lies outside ``insns`` are ignored (libbpf does
+re-exported here as :class:`CoreRelo`). ``insn_off - section_offset`` must be the byte offset of the
+instruction inside ``insns`` (pass the program's byte offset in its ELF section as ``section_offset``
+when the records carry section offsets). Relocations whose instruction lies outside ``insns`` are ignored (libbpf does
 the same for eliminated weak subprograms), so the loader may pass a whole section's records.
 
 Each relocation gives one :class:`Resolution` (in input order): ``kind``, ``insn_index`` (relative to
@@ -46,8 +46,9 @@ After a failed load, map the verifier's failing instruction back to its relocati
     res = find_poisoned(resolutions, insn_index)           # None if that instruction was not poisoned
     text = explain_verifier_log(log, resolutions)          # libbpf-style rewrite of the log, or None
 
-(when subprograms are appended after relocation, pass ``offset=`` the index where this program's
-instructions start in the final program).
+When subprograms are appended after relocation, shift each function's resolutions to where its code
+starts in the loaded program and search them all: ``[r.shifted(start) for r in sub_resolutions]``
+(or pass ``offset=start`` for one function's list).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Optional, Protocol, Sequence
@@ -112,6 +113,11 @@ class Resolution:
     def explanation(self) -> str:
         """libbpf's verifier-log line for a poisoned relocation: ``failed to resolve CO-RE relocation <spec>``."""
         return f"failed to resolve CO-RE relocation {self.local}"
+
+    def shifted(self, offset: int) -> "Resolution":
+        """The same resolution with ``insn_index`` moved by ``offset`` (a subprogram appended to a
+        program at instruction ``offset``)."""
+        return dataclasses.replace(self, insn_index=self.insn_index + offset)
 
     def as_dict(self) -> dict[str, object]:
         """Plain values for ``--json`` output."""
