@@ -157,3 +157,19 @@ def test_root_without_bpf_capabilities() -> None:
     assert doc["euid"] == 0
     assert set(doc["bpf_syscall"]["missing_capabilities"]) >= {"CAP_BPF", "CAP_PERFMON"}
     assert "CAP_BPF" in doc["bpf_syscall"]["reason"]
+
+
+def test_unprivileged_without_special_filesystems() -> None:
+    """Nothing mounted, nothing allowed: still a clean report (private mount namespace, host untouched)."""
+    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        pytest.skip("unshare/setpriv (util-linux) are not installed")
+    script = ("umount /sys/kernel/security 2>/dev/null; umount /sys/kernel/tracing 2>/dev/null; "
+              "umount /sys/fs/bpf 2>/dev/null; exec " + " ".join([*NO_CAPS, *CLI, "doctor", "--json"]))
+    out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    doc = json.loads(out.stdout)
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+    assert doc["node"]["lockdown"]["mode"] is None and "CAP_SYS_ADMIN" in doc["node"]["lockdown"]["error"]
+    assert not doc["node"]["mounts"]["bpffs"]["mounted"] and doc["node"]["mounts"]["bpffs"]["mountable"] is False
+    assert doc["mounted_by_corebpf"] == {}
