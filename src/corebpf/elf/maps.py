@@ -29,6 +29,8 @@ BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
 _PTR = 8
+#: More than the kernel accepts for one array map value (KMALLOC_MAX_SIZE is 4 MiB with 4 KiB pages).
+MAX_DATA_SECTION = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,9 @@ def data_maps(elf: "ELFFile", btf: Optional["BTF"]) -> tuple[list[MapSpec], dict
     for sec in elf.sections:
         if not is_data_section(sec.name) or sec.size == 0:
             continue
+        if sec.size > MAX_DATA_SECTION:
+            raise ELFError(f"{elf.source}: section {sec.name!r} of {sec.size} bytes is larger than a BPF map value "
+                           f"can be ({MAX_DATA_SECTION} bytes)")
         readonly = sec.name.startswith(".rodata")
         data = bytearray(sec.size) if sec.type == SHT_NOBITS else bytearray(sec.data)
         ds = find_datasec(btf, sec.name)

@@ -108,7 +108,7 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
                          attach_btf_obj_fd=attach_fd, kern_version=kern_version, flags=prog.flags,
                          btf=btf, func_info=fi, line_info=li, fd_array=fd_array or None, log_level=log_level)
     except VerifierError as exc:
-        explained = _explain_core(exc, linked, resolutions) or _explain_ksym(exc)
+        explained = _explain_core(exc, linked, resolutions) or _explain_ksym(exc) or _explain_license(exc, license)
         if explained is not None:
             raise explained from None
         raise
@@ -117,6 +117,18 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
             attach_fd.close()
     p.section = prog.section  # type: ignore[attr-defined]
     return p
+
+
+def _explain_license(exc: VerifierError, license: str) -> Optional[VerifierError]:
+    """A GPL-only helper called from an object without a GPL-compatible license section."""
+    if "GPL" not in exc.log or "non-GPL" not in exc.log:
+        return None
+    what = f"the object's license is {license!r}" if license else "the object has no 'license' section"
+    err = VerifierError(exc.errno or 22, exc.command, exc.summary, exc.log,
+                        f"{what}: GPL-only helpers need a GPL-compatible license, e.g. "
+                        f"char LICENSE[] SEC(\"license\") = \"GPL\";")
+    err.insn_index = getattr(exc, "insn_index", None)  # type: ignore[attr-defined]
+    return err
 
 
 def _explain_ksym(exc: VerifierError) -> Optional[VerifierError]:
