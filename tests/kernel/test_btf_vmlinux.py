@@ -259,3 +259,16 @@ def test_alignment_equals_clang_on_bpftool_vmlinux_h(tmp_path) -> None:
     failures = [line for line in res.stderr.splitlines() if "error" in line]
     assert checked > 5000
     assert not failures, f"{len(failures)} differ, first: {failures[:5]}"
+
+
+def test_values_and_dtypes_for_kernel_structs() -> None:
+    """Every 8th struct/union of vmlinux: numpy dtype with the exact itemsize, and decode/encode of
+    a zeroed value round-trips (all of them pass too; the sample keeps the run short)."""
+    from corebpf.btf.values import decode, encode, numpy_dtype
+
+    btf = BTF.vmlinux()
+    composites = [t for t in btf if t.kind in (Kind.STRUCT, Kind.UNION)]
+    for t in composites[::8]:
+        assert numpy_dtype(t).itemsize == t.size, t
+        zero = bytes(t.size)
+        assert encode(t, decode(t, zero)) == zero, t
