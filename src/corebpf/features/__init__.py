@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from .._sys._generated import HelperId, MapType, ProgType
 from . import cache as _cache
-from ._btfids import vmlinux_types
+from ._btfids import register as _register_btf_targets, vmlinux_types
 from .attach import ATTACH_PROBES, BTF_TARGETS, probe_attach
 from .helpers import SIDE_EFFECT_HELPERS, HelperSupport, helper_names, not_probed, probe_helpers
 from .maps import probe_map_type, type_name as map_type_name
@@ -91,6 +91,9 @@ def _all_btf_targets() -> list[tuple[str, int]]:
 
     targets = [v.btf_target for vs in _SPECIAL.values() for v in vs if v.btf_target]
     return list(dict.fromkeys(targets + BTF_TARGETS + [("bpf_struct_ops_tcp_congestion_ops", KIND_STRUCT)]))
+
+
+_register_btf_targets(_all_btf_targets())
 
 
 def _prog_result(name: str) -> ProgTypeResult:

@@ -91,6 +91,7 @@ def _name(strings: bytes, off: int) -> str:
 
 
 _cache: dict[tuple[str, int], Optional[BTFType]] = {}
+_registered: list[tuple[str, int]] = []  # names probes will want: looked up together on the first scan
 _scan_lock = threading.Lock()  # probes run on threads: one scan at a time, the others wait for its result
 
 
@@ -102,8 +103,16 @@ def vmlinux_types(wanted: Iterable[tuple[str, int]], path: str = "/sys/kernel/bt
         return {w: _cache[w] for w in wanted}
 
 
+def register(names: Iterable[tuple[str, int]]) -> None:
+    """Declare names that will be looked up, so the first scan finds them all in one pass."""
+    with _scan_lock:
+        _registered.extend(n for n in names if n not in _registered)
+
+
 def _scan(wanted: list[tuple[str, int]], path: str) -> None:
     missing = [w for w in wanted if w not in _cache]
+    if missing:  # a pass costs the same for one name or ten: take every registered one along
+        missing += [w for w in _registered if w not in _cache and w not in missing]
     if missing:
         try:
             with open(path, "rb") as f:
