@@ -412,8 +412,10 @@ def test_identical_candidates_are_not_ambiguous():
 
 def test_candidates_disagreeing_on_offset_are_an_error():
     target = _flavoured(("s", [("a", "int"), ("b", "int")]), ("s___2", [("b", "int"), ("a", "int")]))
-    with pytest.raises(CoreRelocationError, match="field offset ambiguity"):
+    with pytest.raises(CoreRelocationError, match="field offset ambiguity") as info:
         relocate(LOCAL, target, L["s"], "0:1", K.FIELD_BYTE_OFFSET)
+    assert (info.value.relo_index, info.value.insn_index) == (0, 0)
+    assert info.value.spec == "<byte_off> [9] struct s.b (0:1 @ offset 4)"
 
 
 def test_candidates_disagreeing_on_value_are_an_error():

@@ -185,7 +185,9 @@ class CoreRelocator:
         try:
             res, targ, ncands = self._resolve(kind, local, local_type, where)
             poisoned, insn_value = patch_insn(insns, idx * 8, res, where)
-        except CoreRelocationError:
+        except CoreRelocationError as e:
+            if e.relo_index < 0:  # raised by the candidate search: say which relocation it was
+                e.prog_name, e.relo_index, e.insn_index, e.spec = prog, i, idx, format_spec(local)
             raise
         except (SpecError, BTFError) as e:
             text = format_spec(local)
