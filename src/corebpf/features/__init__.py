@@ -137,7 +137,7 @@ def attach_method(name: str) -> ProbeResult:
     return r
 
 
-def helpers(prog_type_name: str) -> HelperSupport:
+def helper_support(prog_type_name: str) -> HelperSupport:
     """The helpers program type ``prog_type_name`` may call here (cached)."""
     key = prog_type_name.lower()
     with _lock:
@@ -155,7 +155,7 @@ def helper(prog_type_name: str, helper_name: str) -> bool:
     """Whether ``helper_name`` (``"ringbuf_output"`` or ``"bpf_ringbuf_output"``) works in that program type."""
     name = helper_name.removeprefix("bpf_")
     HelperId[name]  # KeyError for unknown names
-    return name in helpers(prog_type_name).supported
+    return name in helper_support(prog_type_name).supported
 
 
 ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
@@ -220,7 +220,7 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
         attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
         progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
-        helper_f = {n: pool.submit(helpers, n) for n in progs} if with_helpers else {}
+        helper_f = {n: pool.submit(helper_support, n) for n in progs} if with_helpers else {}
         maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC}
         misc = probe_misc()
         report = FeatureReport({n: r.result for n, r in progs.items()}, {n: r.variants for n, r in progs.items()},
@@ -244,5 +244,5 @@ def clear_cache() -> None:
 
 
 __all__ = ["FeatureReport", "ProbeResult", "HelperSupport", "ProgTypeResult", "ATTACH_METHODS",
-           "SIDE_EFFECT_HELPERS", "probe_all", "prog_type", "map_type", "attach_method", "helpers", "helper",
+           "SIDE_EFFECT_HELPERS", "probe_all", "prog_type", "map_type", "attach_method", "helper_support", "helper",
            "helper_names", "clear_cache"]
