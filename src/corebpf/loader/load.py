@@ -20,7 +20,7 @@ from .._sys._generated import MapType
 from ..elf.linker import link_program
 from .btf import btf_features, load_object_btf
 from .core import relocate_core, target_set
-from .externs import resolve_externs
+from .externs import kernel_version_code, resolve_externs
 from .maps import CreatedMap, MapLoadError, create_map, fill_map_in_map
 from .object import Object
 from .programs import ProgramLoadError, check_loadable, load_linked
@@ -51,6 +51,8 @@ def load_spec(spec: "ObjectSpec", btf: Any = None, pin_root: "str | os.PathLike[
     code, resolutions = relocate_core(spec, names + list(spec.subprograms), btf, targets)
     linked = {n: link_program(spec, spec.programs[n], code) for n in names}
 
+    # libbpf passes the running kernel's version unless the object has a "version" section
+    kern_version = spec.kern_version or kernel_version_code()
     externs = None
     loaded_btf = None
     created: dict[str, CreatedMap] = {}
@@ -72,7 +74,7 @@ def load_spec(spec: "ObjectSpec", btf: Any = None, pin_root: "str | os.PathLike[
 
         for n in names:
             apply_data_relocations(spec, linked[n], fds, externs)
-            progs[n] = load_linked(spec.programs[n], linked[n], spec.license, spec.kern_version, loaded_btf,
+            progs[n] = load_linked(spec.programs[n], linked[n], spec.license, kern_version, loaded_btf,
                                    externs.fd_array, resolutions, log_level=log_level)
 
         for cm in created.values():

@@ -80,6 +80,9 @@ def check_loadable(prog: "ProgramSpec") -> None:
         raise ProgramLoadError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
                                f"conventions do not give it a program type; rename the section or set "
                                f"spec.programs[{prog.name!r}].type before loading")
+    if prog.type == ProgType.STRUCT_OPS:
+        raise ProgramLoadError(f"program {prog.name!r}: struct_ops programs are loaded through their .struct_ops "
+                               f"map, which corebpf does not support yet; set autoload = False to skip it")
 
 
 def _func_info_bytes(recs: Sequence[tuple[int, int]]) -> bytes:
