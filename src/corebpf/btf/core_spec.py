@@ -55,15 +55,18 @@ class CoreReloKind(enum.IntEnum):
 
     @property
     def is_field(self) -> bool:
+        """A field relocation (offset, size, exists, signed, shifts): the access string walks members."""
         return self <= CoreReloKind.FIELD_RSHIFT_U64
 
     @property
     def is_type(self) -> bool:
+        """A type relocation (ids, exists, size, matches): the access string is ``"0"``."""
         return self in (CoreReloKind.TYPE_ID_LOCAL, CoreReloKind.TYPE_ID_TARGET, CoreReloKind.TYPE_EXISTS,
                         CoreReloKind.TYPE_SIZE, CoreReloKind.TYPE_MATCHES)
 
     @property
     def is_enumval(self) -> bool:
+        """An enum value relocation: the access string is the enumerator's index."""
         return self in (CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE)
 
 
