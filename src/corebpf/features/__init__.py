@@ -180,9 +180,9 @@ class _Inline:
 
 
 def _helper_workers() -> int:
-    """Threads for the probes: one per CPU plus one on an idle host, but none (serial, in the calling
-    thread) when the CPUs are already busy: threads then fight over the GIL while preempted, which
-    measured both slower and about twice the CPU time of one thread."""
+    """Threads for the helper probes: one per CPU plus one on an idle host, but none (they run in the
+    calling thread) when the CPUs are already busy: threads then fight over the GIL while preempted,
+    which measured slower and up to twice the CPU time of one thread."""
     cpus = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0] >= cpus
@@ -194,10 +194,11 @@ def _helper_workers() -> int:
 def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, threads: Optional[int] = None) -> FeatureReport:
     """Run every probe (program types, map types, helpers per loadable type, attach methods, ISA).
 
-    On an idle host probes run on small thread pools: each is one or a few system calls during
-    which Python releases the GIL, and attach probes mostly wait in the kernel (RCU grace periods).
-    When the CPUs are already busy (load average >= CPUs) or ``threads=1``, everything runs in the
-    calling thread. With ``use_disk_cache``, a report from this boot, user and privilege set is reused.
+    Attach probes, which mostly wait in the kernel (RCU grace periods), run on a few threads so they
+    overlap the rest. Helper probes run on a pool of ``threads`` (default: CPUs + 1 on an idle host,
+    none — the calling thread — when the load average is at or above the CPU count); ``threads=1``
+    runs everything in the calling thread. With ``use_disk_cache``, a report from this boot, user and
+    privilege set is reused.
     """
     global _report
     if _report is not None and (_report.helpers or not with_helpers):
@@ -211,12 +212,11 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
     workers = threads or _helper_workers()
-    # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): they get
-    # their own pool so they overlap everything else instead of queueing in front of the CPU-bound
-    # helper probes; those needing a BTF target wait for the scan below
-    serial = workers == 1
-    with (_Inline() if serial else ThreadPoolExecutor(8)) as waiters, \
-            (_Inline() if serial else ThreadPoolExecutor(workers)) as pool:
+    # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
+    # threads run them so they overlap everything else; helper probes (CPU-bound, in the kernel)
+    # get a pool only on an idle host. threads=1 runs everything in the calling thread.
+    with (_Inline() if threads == 1 else ThreadPoolExecutor(4)) as waiters, \
+            (_Inline() if workers == 1 else ThreadPoolExecutor(workers)) as pool:
         attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
         progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
