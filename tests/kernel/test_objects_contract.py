@@ -1,0 +1,61 @@
+"""Contract: every accessor on every loaded corpus object returns the documented types, and every
+object releases all of its fds on close (psutil-style "call everything on everything")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import corebpf
+from corebpf.errors import BPFPermissionError, VerifierError
+
+from corpus_util import corpus_objects
+
+REFUSED = {"obj_fentry.bpf.o": BPFPermissionError, "obj_lsm.bpf.o": BPFPermissionError,
+           "obj_ksym_var.bpf.o": VerifierError, "obj_verifier_fail.bpf.o": VerifierError}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_state():
+    """The process-wide vmlinux BTF (kept open on purpose) and probe caches, before fds are counted."""
+    from corebpf.btf import BTF
+    from corebpf.loader.btf import btf_features
+
+    BTF.vmlinux()
+    btf_features()
+
+
+@pytest.mark.parametrize("path", corpus_objects(), ids=lambda p: p.name)
+def test_everything_on_every_object(path: Path, tmp_path: Path):
+    before = set(os.listdir("/proc/self/fd"))
+    spec = corebpf.ObjectSpec.from_file(path)
+    if path.name == "obj_pinning.bpf.o":
+        for m in spec.maps.values():
+            m.pinning = 0  # no pins left behind by this test
+    try:
+        obj = spec.load()
+    except tuple(REFUSED.values()) as exc:
+        assert isinstance(exc, REFUSED.get(path.name, ())), exc
+        assert set(os.listdir("/proc/self/fd")) == before
+        return
+    with obj:
+        assert isinstance(obj, corebpf.Object) and obj.name == path.name.split(".")[0]
+        assert set(obj.programs) == {n for n, p in spec.programs.items() if p.autoload}
+        for name, prog in obj.programs.items():
+            assert isinstance(prog, corebpf.Program)
+            assert prog.id > 0 and len(prog.tag) == 16 and prog.fd.fileno() >= 0
+            assert prog.section == spec.programs[name].section and prog.name == name[:15]
+            assert prog.info.id == prog.id and repr(prog)
+        assert set(obj.maps) == set(spec.maps)
+        for name, m in obj.maps.items():
+            assert isinstance(m, corebpf.Map) and m.id > 0 and m.info.id == m.id and repr(m)
+            ms = spec.maps[name]
+            assert (m.key_size, m.value_size) == (ms.key_size, ms.value_size)
+        for name in obj.variables:
+            obj.variables[name]  # every variable decodes
+        assert repr(obj)
+    assert obj.closed and all(p.closed for p in obj.programs.values()) and all(m.closed for m in obj.maps.values())
+    obj.close()  # idempotent
+    assert set(os.listdir("/proc/self/fd")) == before
