@@ -1,16 +1,23 @@
 """A batch of records read from a ring or perf buffer, as zero-copy views into the mapped buffer.
 
-Contract: a batch's memoryviews and zero-copy arrays point into memory the kernel reuses once the
-consumer position moves past them, which happens when the batch is *released*: by
+Contract: a batch's memoryviews and zero-copy arrays point into memory the producer reuses once
+the consumer position moves past them, which happens when the batch is *released*: by
 :meth:`Batch.release`, at the end of a ``with batch:`` block, or when the next batch is read from the
-same buffer. Release invalidates every memoryview the batch handed out (using one afterwards raises
-``ValueError``); numpy arrays cannot be invalidated, so take ``batch.array(copy=True)`` (or
-``bytes(view)``) for anything kept longer.
+same buffer. After release the batch itself refuses access (:class:`BatchReleasedError`); views and
+arrays already taken stay memory-safe (they keep the mapping alive, never dangle) but show whatever
+the producer writes there next. Take ``batch.copy()``, ``batch.array(copy=True)`` or ``bytes(view)``
+for anything kept past release.
+
+Views are not tracked one by one: that would make the garbage collector walk every live record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import struct
+from functools import lru_cache
+from itertools import chain, compress
+from operator import itemgetter
 from typing import Any, Optional
 
 import numpy as np
@@ -18,6 +25,8 @@ import numpy as np
 from ..errors import CoreBPFError
 from ._common import release_view
 from .typed import RecordType
+
+_FIRST = itemgetter(0)
 
 # (buffer, offset of the first record's data, stride between records, count, data length, keep-mask)
 Segment = tuple[memoryview, int, int, int, int, Optional[np.ndarray]]
@@ -35,12 +44,12 @@ class Batch(Sequence):  # type: ignore[type-arg]
     array, :meth:`values` decoded Python values (needs a record type), :meth:`copy` owned bytes.
     """
 
-    __slots__ = ("source", "cpu", "discarded", "lost", "record_type", "_segments", "_count", "_views",
+    __slots__ = ("source", "cpu", "discarded", "lost", "record_type", "_segments", "_count", "_hdr",
                  "_roots", "_on_release", "_released", "_starts")
 
     def __init__(self, source: Any, segments: list[Segment], count: int, discarded: int, lost: int,
                  on_release: Optional[Callable[[], None]], roots: list[memoryview],
-                 record_type: Optional[RecordType] = None, cpu: Optional[int] = None) -> None:
+                 record_type: Optional[RecordType] = None, cpu: Optional[int] = None, header_size: int = 8) -> None:
         """Made by the readers (:meth:`RingBuffer.read_batch`, :meth:`PerfBuffer.read_batches`)."""
         self.source = source
         """The :class:`RingBuffer` or :class:`PerfBuffer` this batch came from."""
@@ -53,7 +62,7 @@ class Batch(Sequence):  # type: ignore[type-arg]
         self.record_type = record_type
         self._segments = segments
         self._count = count
-        self._views: list[memoryview] = []
+        self._hdr = header_size
         self._roots = roots
         self._on_release = on_release
         self._released = False
@@ -71,9 +80,6 @@ class Batch(Sequence):  # type: ignore[type-arg]
         if self._released:
             return
         self._released = True
-        for v in self._views:
-            release_view(v)
-        self._views = []
         for r in self._roots:
             release_view(r)
         self._roots = []
@@ -103,19 +109,9 @@ class Batch(Sequence):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[memoryview]:
         self._check()
-        views = self._views
-        for buf, off, stride, count, length, keep in self._segments:
-            if keep is None:
-                for p in range(off, off + stride * count, stride):
-                    v = buf[p:p + length]
-                    views.append(v)
-                    yield v
-            else:
-                for i in np.flatnonzero(keep).tolist():
-                    p = off + i * stride
-                    v = buf[p:p + length]
-                    views.append(v)
-                    yield v
+        if len(self._segments) == 1:
+            return segment_views(self._segments[0])[1]
+        return chain.from_iterable(segment_views(seg)[1] for seg in self._segments)
 
     def __getitem__(self, index: Any) -> Any:
         self._check()
@@ -137,18 +133,17 @@ class Batch(Sequence):  # type: ignore[type-arg]
         if keep is not None:
             i = int(np.flatnonzero(keep)[i])
         p = off + i * stride
-        v = buf[p:p + length]
-        self._views.append(v)
-        return v
+        return buf[p:p + length]
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Every record as owned ``bytes`` (a copy each, valid after release; faster than views to make)."""
+        self._check()
+        hdr = self._hdr
+        return chain.from_iterable(map(_FIRST, segment_bytes(seg, hdr)[1]) for seg in self._segments)
 
     def copy(self) -> list[bytes]:
         """Every record as owned ``bytes`` (valid after release)."""
-        self._check()
-        out: list[bytes] = []
-        for buf, off, stride, count, length, keep in self._segments:
-            idx = range(count) if keep is None else np.flatnonzero(keep).tolist()
-            out.extend(bytes(buf[off + i * stride:off + i * stride + length]) for i in idx)
-        return out
+        return list(self.iter_bytes())
 
     @property
     def nbytes(self) -> int:
@@ -210,6 +205,48 @@ class Batch(Sequence):  # type: ignore[type-arg]
         state = "released" if self._released else f"{self._count} records"
         where = f" cpu={self.cpu}" if self.cpu is not None else ""
         return f"<Batch{where} {state} discarded={self.discarded} lost={self.lost}>"
+
+
+def seg_kept(seg: Segment) -> int:
+    """Records of a segment that carry data (discarded ones excluded)."""
+    keep = seg[5]
+    return seg[3] if keep is None else int(np.count_nonzero(keep))
+
+
+def segment_views(seg: Segment) -> tuple[Iterator[int], Iterator[memoryview]]:
+    """(iterator over record start offsets, iterator over record views) of one segment.
+
+    The loop runs in C (``map`` over ``slice`` over two ranges); ``operator.length_hint`` of the first
+    iterator says how many records the second has not produced yet.
+    """
+    buf, off, stride, count, length, keep = seg
+    if keep is None:
+        starts: Iterator[int] = iter(range(off, off + stride * count, stride))
+        ends: Iterator[int] = iter(range(off + length, off + length + stride * count, stride))
+    else:
+        first = np.flatnonzero(keep) * stride + off
+        starts, ends = iter(first.tolist()), iter((first + length).tolist())
+    return starts, map(buf.__getitem__, map(slice, starts, ends))
+
+
+@lru_cache(maxsize=64)
+def _record_struct(hdr: int, length: int, stride: int) -> struct.Struct:
+    return struct.Struct(f"{hdr}x{length}s{stride - hdr - length}x")
+
+
+def segment_bytes(seg: Segment, hdr: int) -> tuple[Iterator[Any], Iterator[tuple[bytes]]]:
+    """(raw iterator, iterator of 1-tuples holding each kept record as ``bytes``) of one segment.
+
+    ``struct.iter_unpack`` copies the records out in C, with no slice object per record: the fastest
+    way CPython has to turn a run of equal records into Python objects. ``length_hint`` of the raw
+    iterator says how many records (discarded ones included) it has not produced yet.
+    """
+    buf, off, stride, count, length, keep = seg
+    start = off - hdr
+    raw = _record_struct(hdr, length, stride).iter_unpack(buf[start:start + stride * count])
+    if keep is None:
+        return raw, raw
+    return raw, compress(raw, keep.tolist())
 
 
 def _bisect_right(a: list[int], x: int) -> int:

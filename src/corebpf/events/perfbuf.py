@@ -16,7 +16,11 @@ from __future__ import annotations
 import fcntl
 import mmap
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from functools import partial
+from itertools import starmap
+from operator import length_hint
 from typing import Any, Optional
 
 import numpy as np
@@ -27,7 +31,7 @@ from .._sys.fd import FD
 from .._sys.syscall import perf_event_open
 from ..maps import Map, MapType
 from ._common import PAGE_SIZE, close_mmap, open_map, possible_and_online_cpus, release_view
-from .batch import Batch, Segment
+from .batch import Batch, Segment, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 
 PERF_SAMPLE_RAW = 1 << 10
@@ -39,10 +43,12 @@ _HEAD_Q, _TAIL_Q = 1024 // 8, 1032 // 8  # data_head / data_tail in struct perf_
 _SAMPLE_HDR = 12  # perf_event_header + u32 raw size
 _TYPE_SIZE_MASK = 0xFFFF0000FFFFFFFF  # header as u64, without ``misc`` (it varies with the CPU mode)
 _FAST_MIN = 8
-_hdr = struct.Struct("<IHHI")
+_hdr = struct.Struct("<IHH")
+_u32 = struct.Struct("<I")
 _u64 = struct.Struct("<Q")
+_drain = partial(deque, maxlen=0)
 
-Callback = Callable[[memoryview], Any]
+Callback = Callable[[bytes], Any]
 LostCallback = Callable[[int, int], Any]
 
 
@@ -91,7 +97,7 @@ class PerfBuffer:
         self._batches: list[Batch] = []
         self._poller: Any = None
         self.callback = callback
-        """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each sample's memoryview."""
+        """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each sample's bytes."""
         self.lost_callback = lost_callback
         """Called with (cpu, count) for each PERF_RECORD_LOST."""
         self.record_type: Optional[RecordType] = as_record_type(record_type)
@@ -235,9 +241,14 @@ class PerfBuffer:
         self._batches = list(out)
         return out
 
-    def _read_cpu(self, r: _CpuRing) -> Optional[Batch]:
-        q = r.q
-        assert q is not None and r.data is not None
+    @staticmethod
+    def _pending(r: _CpuRing) -> Optional[tuple[memoryview, int, int, int]]:
+        """(buffer, offset of the first pending record in it, data_head, data_tail), or None if empty.
+
+        Zero-copy unless the pending records wrap around the end of the ring; then one copy."""
+        q, data = r.q, r.data
+        if q is None or data is None:
+            raise ValueError("the perf buffer reader is closed")
         head = q[_HEAD_Q]  # acquire: the records below head are complete
         tail = q[_TAIL_Q]
         n = head - tail
@@ -245,16 +256,20 @@ class PerfBuffer:
             return None
         start = tail & (r.size - 1)
         if start + n <= r.size:
-            buf = memoryview(r.mm)  # type: ignore[arg-type]
-            off0 = PAGE_SIZE + start
-        else:  # the records wrap: one contiguous copy of the pending bytes
-            first = r.size - start
-            tmp = bytearray(n)
-            tmp[:first] = r.data[PAGE_SIZE + start:PAGE_SIZE + r.size]
-            tmp[first:] = r.data[PAGE_SIZE:PAGE_SIZE + n - first]
-            buf = memoryview(tmp)
-            off0 = 0
-        segments, count, lost = _scan(buf, off0, off0 + n)
+            return memoryview(r.mm), PAGE_SIZE + start, head, tail  # type: ignore[arg-type]
+        first = r.size - start
+        tmp = bytearray(n)
+        tmp[:first] = data[PAGE_SIZE + start:PAGE_SIZE + r.size]
+        tmp[first:] = data[PAGE_SIZE:PAGE_SIZE + n - first]
+        return memoryview(tmp), 0, head, tail
+
+    def _read_cpu(self, r: _CpuRing) -> Optional[Batch]:
+        pending = self._pending(r)
+        if pending is None:
+            return None
+        buf, off0, head, tail = pending
+        segments, count, marks = _scan(buf, off0, off0 + head - tail)
+        lost = sum(n for _, n in marks)
 
         def on_release() -> None:
             if r.q is not None:
@@ -263,15 +278,17 @@ class PerfBuffer:
             if lost:
                 self._add_lost(r.cpu, lost)
 
-        return Batch(self, segments, count, 0, lost, on_release, [buf], self.record_type, cpu=r.cpu)
+        return Batch(self, segments, count, 0, lost, on_release, [buf], self.record_type, cpu=r.cpu,
+                     header_size=_SAMPLE_HDR)
 
     # ---- callback API --------------------------------------------------------------------------
 
     def consume(self, callback: Optional[Callback] = None, max_records: Optional[int] = None) -> int:
-        """Call ``callback`` (default: the reader's) for each sample of every CPU; returns how many.
+        """Call ``callback(sample)`` (default: the reader's) for each sample of every CPU; returns how many.
 
-        The memoryview is valid during the call only. If the callback raises, the samples before it
-        and the one that raised count as consumed."""
+        ``sample`` is a ``bytes`` copy of the raw data (padded by the kernel to keep records 8-byte
+        aligned). If the callback raises, the samples before it and the one that raised count as
+        consumed, and the exception propagates."""
         cb = callback or self.callback
         if cb is None:
             raise ValueError("consume() needs a callback (or give callback= to PerfBuffer)")
@@ -286,44 +303,37 @@ class PerfBuffer:
         return total
 
     def _consume_cpu(self, r: _CpuRing, cb: Callback, limit: Optional[int]) -> int:
-        q, data = r.q, r.data
-        if q is None or data is None:
-            raise ValueError("the perf buffer reader is closed")
-        head = q[_HEAD_Q]
-        tail = q[_TAIL_Q]
-        mask = r.size - 1
+        pending = self._pending(r)
+        if pending is None:
+            return 0
+        buf, off0, head, tail = pending
+        end = off0 + head - tail
+        segments, count, marks = _scan(buf, off0, end, limit)
+        if segments and limit is not None:
+            last = segments[-1]
+            end = last[1] - _SAMPLE_HDR + last[2] * last[3]  # stop after the limit-th sample
         done = 0
-        try:
-            while tail < head and (limit is None or done < limit):
-                off = PAGE_SIZE + (tail & mask)
-                typ, _misc, size = struct.unpack_from("<IHH", data, off)
-                if size < 8 or size > head - tail:
-                    raise RuntimeError(f"corrupt perf record on CPU {r.cpu}: size {size} at position {tail}")
-                wraps = (tail & mask) + size > r.size
-                if wraps:
-                    first = r.size - (tail & mask)
-                    rec = memoryview(bytes(data[off:off + first]) + bytes(data[PAGE_SIZE:PAGE_SIZE + size - first]))
-                    roff = 0
-                else:
-                    rec, roff = data, off
-                if typ == PERF_RECORD_SAMPLE:
-                    raw = struct.unpack_from("<I", rec, roff + 8)[0]
-                    v = rec[roff + _SAMPLE_HDR:roff + _SAMPLE_HDR + min(raw, size - _SAMPLE_HDR)]
-                    tail += size
-                    done += 1
-                    cb(v)
-                    try:
-                        v.release()
-                    except BufferError:
-                        pass
-                else:
-                    if typ == PERF_RECORD_LOST:
-                        self._add_lost(r.cpu, _u64.unpack_from(rec, roff + 16)[0])
-                    tail += size
-        finally:
-            q[_TAIL_Q] = tail
-            self.received += done
+        for seg in segments:
+            raw, records = segment_bytes(seg, _SAMPLE_HDR)
+            try:
+                _drain(starmap(cb, records))
+            except BaseException:
+                taken = seg[3] - length_hint(raw)
+                self._commit_cpu(r, tail, off0, seg[1] - _SAMPLE_HDR + taken * seg[2], marks)
+                self.received += done + taken
+                raise
+            done += seg[3]
+        self._commit_cpu(r, tail, off0, end, marks)
+        self.received += done
         return done
+
+    def _commit_cpu(self, r: _CpuRing, tail: int, off0: int, stop: int, marks: list[tuple[int, int]]) -> None:
+        """Move data_tail to buffer offset ``stop``; count the LOST records before it."""
+        if r.q is not None:
+            r.q[_TAIL_Q] = tail + (stop - off0)
+        lost = sum(n for off, n in marks if off < stop)
+        if lost:
+            self._add_lost(r.cpu, lost)
 
     # ---- waiting -------------------------------------------------------------------------------
 
@@ -358,17 +368,24 @@ class PerfBuffer:
         return self.events()
 
 
-def _scan(buf: memoryview, p: int, end: int) -> tuple[list[Segment], int, int]:
-    """Sample segments between ``p`` and ``end`` of ``buf``: (segments, samples, lost)."""
+def _scan(buf: memoryview, p: int, end: int, limit: Optional[int] = None) -> tuple[list[Segment], int, list[tuple[int, int]]]:
+    """Sample segments between ``p`` and ``end`` of ``buf``: (segments, samples, [(offset, lost)]).
+
+    Runs of samples of one size are checked with one numpy pass over their headers. With ``limit``,
+    stops after that many samples."""
     segments: list[Segment] = []
-    count = lost = 0
-    while p < end:
-        typ, _misc, size, raw = _hdr.unpack_from(buf, p) if end - p >= 12 else (*struct.unpack_from("<IHH", buf, p), 0)
+    count = 0
+    marks: list[tuple[int, int]] = []
+    while p < end and (limit is None or count < limit):
+        typ, _misc, size = _hdr.unpack_from(buf, p)
         if size < 8 or p + size > end:
             raise RuntimeError(f"corrupt perf record: size {size} at offset {p} of {end}")
         if typ == PERF_RECORD_SAMPLE:
+            raw = _u32.unpack_from(buf, p + 8)[0]
             length = min(raw, size - _SAMPLE_HDR)
             avail = (end - p) // size
+            if limit is not None:
+                avail = min(avail, limit - count)
             if avail >= _FAST_MIN:
                 hdrs = np.ndarray((avail,), dtype="<u8", buffer=buf, offset=p, strides=(size,))
                 same = (hdrs & _TYPE_SIZE_MASK) == (PERF_RECORD_SAMPLE | size << 48)
@@ -377,7 +394,7 @@ def _scan(buf: memoryview, p: int, end: int) -> tuple[list[Segment], int, int]:
                 k = 1
                 q = p + size
                 while k < avail:
-                    t2, _m2, s2 = struct.unpack_from("<IHH", buf, q)
+                    t2, _m2, s2 = _hdr.unpack_from(buf, q)
                     if t2 != PERF_RECORD_SAMPLE or s2 != size:
                         break
                     k += 1
@@ -387,9 +404,9 @@ def _scan(buf: memoryview, p: int, end: int) -> tuple[list[Segment], int, int]:
             p += k * size
         else:
             if typ == PERF_RECORD_LOST:
-                lost += _u64.unpack_from(buf, p + 16)[0]
+                marks.append((p, _u64.unpack_from(buf, p + 16)[0]))
             p += size
-    return segments, count, lost
+    return segments, count, marks
 
 
 __all__ = ["PerfBuffer", "PERF_RECORD_LOST", "PERF_RECORD_SAMPLE", "PERF_SAMPLE_RAW"]

@@ -18,14 +18,18 @@ wakeups (it wakes the consumer only when a record is committed at the consumer p
 from __future__ import annotations
 
 import mmap
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from functools import partial
+from itertools import starmap
+from operator import length_hint
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from ..maps import Map, MapType
 from ._common import PAGE_SIZE, close_mmap, open_map, release_view
-from .batch import Batch, Segment
+from .batch import Batch, Segment, seg_kept, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31
@@ -39,8 +43,11 @@ BPF_RB_FORCE_WAKEUP = 2
 _LEN_AND_BUSY = ~BPF_RINGBUF_DISCARD_BIT & 0xFFFFFFFF
 _LEN_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
 _FAST_MIN = 8  # below this many candidate records, numpy's fixed cost exceeds a Python loop
+_CHUNK = 1 << 16  # headers checked per numpy pass: the temporaries stay in cache
 
-Callback = Callable[[memoryview], Any]
+_drain = partial(deque, maxlen=0)  # run an iterator to its end in C (the callbacks are the only Python)
+
+Callback = Callable[[bytes], Any]
 DropCounter = Union[Callable[[], int], Map, tuple[Map, Any]]
 
 
@@ -54,7 +61,7 @@ class RingBuffer:
 
     * :meth:`read_batch` -> :class:`~corebpf.events.batch.Batch` of zero-copy memoryviews / numpy array,
       released by ``batch.release()``, ``with batch:``, or the next read;
-    * :meth:`consume` calls ``callback(view)`` per record (the view is valid during the call only);
+    * :meth:`consume` calls ``callback(record)`` per record (``bytes``);
     * :meth:`poll` waits (epoll) up to ``timeout`` seconds, then consumes; ``async for value in ring``
       iterates from asyncio.
 
@@ -77,7 +84,7 @@ class RingBuffer:
             raise
         self._map = m
         self.callback = callback
-        """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each record's memoryview."""
+        """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each record's bytes."""
         self.record_type: Optional[RecordType] = as_record_type(record_type)
         self.drop_counter = drop_counter
         self.received = 0
@@ -229,14 +236,8 @@ class RingBuffer:
                 avail = left
             keep: Optional[np.ndarray] = None
             if avail >= _FAST_MIN:
-                step = stride >> 2
-                hdr = npw[off >> 2:(off >> 2) + avail * step:step]
-                same = (hdr & _LEN_AND_BUSY) == length
-                k = avail if same.all() else int(same.argmin())
-                disc = (hdr[:k] & BPF_RINGBUF_DISCARD_BIT) != 0
-                nd = int(np.count_nonzero(disc))
-                if nd:
-                    keep = ~disc
+                k, keep = _check_run(npw, off >> 2, stride >> 2, avail, length)
+                nd = 0 if keep is None else k - int(np.count_nonzero(keep))
             else:
                 k, nd, flags = 0, 0, []
                 p = off
@@ -276,12 +277,12 @@ class RingBuffer:
             raise ValueError("the ring buffer reader is closed")
         root = memoryview(self._prod_mm)  # type: ignore[arg-type]
         segments, end, count, discarded = self._scan(root, max_records)
-        self.discarded += discarded
 
         def on_release() -> None:
             if self._cons_q is not None:
                 self._commit(end)
             self.received += count
+            self.discarded += discarded
 
         batch = Batch(self, segments, count, discarded, 0, on_release, [root], self.record_type)
         self._batch = batch
@@ -303,11 +304,12 @@ class RingBuffer:
     # ---- callback API --------------------------------------------------------------------------
 
     def consume(self, callback: Optional[Callback] = None, max_records: Optional[int] = None) -> int:
-        """Call ``callback`` (default: the reader's) for each committed record; returns how many.
+        """Call ``callback(record)`` (default: the reader's) for each committed record; returns how many.
 
-        Drains until the ring is empty (records produced meanwhile included) or ``max_records``.
-        The memoryview is valid during the call only (``bytes(view)`` keeps a copy). If the callback
-        raises, the records before it and the one that raised count as consumed.
+        ``record`` is a ``bytes`` copy (cheaper to make in CPython than a view, and valid after the
+        call). Drains until the ring is empty (records produced meanwhile included) or ``max_records``.
+        If the callback raises, the records before it and the one that raised count as consumed, and
+        the exception propagates.
         """
         cb = callback or self.callback
         if cb is None:
@@ -318,55 +320,28 @@ class RingBuffer:
             raise ValueError("the ring buffer reader is closed")
         total = 0
         while max_records is None or total < max_records:
+            start = self._cons_q[0]
             segments, end, count, discarded = self._scan(data, None if max_records is None else max_records - total)
             if not segments:
                 break
-            self.discarded += discarded
-            done = 0
-            try:
-                for _, off, stride, k, length, keep in segments:
-                    if keep is None:
-                        for p in range(off, off + stride * k, stride):
-                            v = data[p:p + length]
-                            done += 1
-                            cb(v)
-                            try:
-                                v.release()
-                            except BufferError:
-                                pass  # the callback exported it (e.g. numpy): it keeps the mapping alive
-                    else:
-                        for i in np.flatnonzero(keep).tolist():
-                            p = off + i * stride
-                            v = data[p:p + length]
-                            done += 1
-                            cb(v)
-                            try:
-                                v.release()
-                            except BufferError:
-                                pass
-            except BaseException:
-                self._commit(self._position_after(segments, done))
-                self.received += done
-                raise
+            pos = start
+            for seg in segments:
+                raw, records = segment_bytes(seg, BPF_RINGBUF_HDR_SZ)
+                try:
+                    _drain(starmap(cb, records))
+                except BaseException:
+                    taken = seg[3] - length_hint(raw)
+                    self._commit(pos + taken * seg[2])
+                    delivered = _delivered(segments, seg, taken)
+                    self.received += delivered
+                    self.discarded += _records_before(segments, seg, taken) - delivered
+                    raise
+                pos += seg[2] * seg[3]
             self._commit(end)
             self.received += count
+            self.discarded += discarded
             total += count
         return total
-
-    def _position_after(self, segments: list[Segment], delivered: int) -> int:
-        """The consumer position just past the ``delivered``-th record of ``segments``."""
-        pos = self._cons_q[0]
-        for _, _, stride, k, _, keep in segments:
-            kept = k if keep is None else int(np.count_nonzero(keep))
-            if delivered >= kept:
-                delivered -= kept
-                pos += k * stride
-                continue
-            if keep is None:
-                return pos + delivered * stride
-            idx = np.flatnonzero(keep)
-            return pos + (int(idx[delivered - 1]) + 1) * stride if delivered else pos
-        return pos
 
     # ---- waiting -------------------------------------------------------------------------------
 
@@ -407,6 +382,59 @@ class RingBuffer:
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.events()
+
+
+def _delivered(segments: list[Segment], failed: Segment, taken: int) -> int:
+    """Records handed to the callback: every kept record of the segments before ``failed``, plus the
+    kept ones among the first ``taken`` records of ``failed``."""
+    n = 0
+    for seg in segments:
+        if seg is failed:
+            keep = seg[5]
+            return n + (taken if keep is None else int(np.count_nonzero(keep[:taken])))
+        n += seg_kept(seg)
+    return n
+
+
+def _records_before(segments: list[Segment], failed: Segment, taken: int) -> int:
+    """Records (discarded ones included) before ``failed`` plus its first ``taken``."""
+    n = 0
+    for seg in segments:
+        if seg is failed:
+            return n + taken
+        n += seg[3]
+    return n
+
+
+def _check_run(npw: np.ndarray, w0: int, step: int, avail: int, length: int) -> tuple[int, Optional[np.ndarray]]:
+    """How many of the ``avail`` headers from word ``w0`` (every ``step`` words) are committed records of
+    ``length`` bytes, and which of them to keep (None: all; else a mask that is False for discarded ones).
+
+    The common case -- every header exactly ``length`` (not busy, not discarded) -- costs one compare
+    per header in numpy; the search for the first busy/other-size header runs only when it fails.
+    """
+    k = 0
+    keep_parts: Optional[list[np.ndarray]] = None
+    while k < avail:
+        n = min(_CHUNK, avail - k)
+        h = npw[w0 + k * step:w0 + (k + n) * step:step]
+        if (h == length).all():
+            if keep_parts is not None:
+                keep_parts.append(np.ones(n, dtype=bool))
+            k += n
+            continue
+        same = (h & _LEN_AND_BUSY) == length
+        m = n if same.all() else int(same.argmin())
+        disc = (h[:m] & BPF_RINGBUF_DISCARD_BIT) != 0
+        if keep_parts is None and disc.any():
+            keep_parts = [np.ones(k, dtype=bool)]
+        if keep_parts is not None:
+            keep_parts.append(~disc)
+        k += m
+        if m < n:
+            break
+    keep = None if keep_parts is None else np.concatenate(keep_parts)
+    return k, keep
 
 
 __all__ = ["RingBuffer", "BPF_RB_NO_WAKEUP", "BPF_RB_FORCE_WAKEUP", "BPF_RINGBUF_BUSY_BIT",
