@@ -49,9 +49,11 @@ class LoadedBTF:
         self.id: int = info.id
 
     def fileno(self) -> int:
+        """The BTF object fd."""
         return self.fd.fileno()  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        """Close the fd (the kernel frees the BTF when nothing else holds it)."""
         self.fd.close()  # type: ignore[attr-defined]
 
     def __enter__(self) -> "LoadedBTF":
@@ -156,17 +158,21 @@ class BTFBuilder:
     # -- kinds ------------------------------------------------------------------------------------
     def add_int(self, name: str, size: int, *, signed: bool = False, char: bool = False, bool_: bool = False,
                 bits: Optional[int] = None, offset: int = 0) -> int:
+        """INT of ``size`` bytes (the kernel allows at most one of signed/char/bool_)."""
         enc = (1 if signed else 0) | (2 if char else 0) | (4 if bool_ else 0)
         nbits = size * 8 if bits is None else bits
         return self._add(Kind.INT, name, 0, False, size, [(enc << 24) | (offset << 16) | nbits])
 
     def add_float(self, name: str, size: int) -> int:
+        """FLOAT of ``size`` bytes."""
         return self._add(Kind.FLOAT, name, 0, False, size)
 
     def add_ptr(self, type_id: int) -> int:
+        """PTR to ``type_id`` (0: ``void *``)."""
         return self._add(Kind.PTR, "", 0, False, type_id)
 
     def add_array(self, elem_type_id: int, index_type_id: int, nelems: int) -> int:
+        """ARRAY of ``nelems`` ``elem_type_id`` indexed by ``index_type_id``."""
         return self._add(Kind.ARRAY, "", 0, False, 0, [elem_type_id, index_type_id, nelems])
 
     def _composite(self, kind: Kind, name: str, size: int,
@@ -190,6 +196,7 @@ class BTFBuilder:
         return self._composite(Kind.STRUCT, name, size, members)
 
     def add_union(self, name: str, size: int, members: Sequence[tuple] = ()) -> int:
+        """UNION; ``members`` as for :meth:`add_struct`."""
         return self._composite(Kind.UNION, name, size, members)
 
     def add_enum(self, name: str, values: Sequence[tuple[str, int]], *, size: int = 4,
@@ -206,6 +213,7 @@ class BTFBuilder:
         return self._add(Kind.ENUM, name, len(values), signed, size, extra)
 
     def add_enum64(self, name: str, values: Sequence[tuple[str, int]], *, size: int = 8, signed: bool = False) -> int:
+        """ENUM64 (kernel 6.0+); ``signed`` sets the kind_flag."""
         extra: list[int] = []
         for vname, v in values:
             v &= (1 << 64) - 1
@@ -213,28 +221,36 @@ class BTFBuilder:
         return self._add(Kind.ENUM64, name, len(values), signed, size, extra)
 
     def add_fwd(self, name: str, *, union: bool = False) -> int:
+        """FWD declaration of a struct (or union)."""
         return self._add(Kind.FWD, name, 0, union, 0)
 
     def add_typedef(self, name: str, type_id: int) -> int:
+        """TYPEDEF ``name`` of ``type_id``."""
         return self._add(Kind.TYPEDEF, name, 0, False, type_id)
 
     def add_const(self, type_id: int) -> int:
+        """CONST of ``type_id``."""
         return self._add(Kind.CONST, "", 0, False, type_id)
 
     def add_volatile(self, type_id: int) -> int:
+        """VOLATILE of ``type_id``."""
         return self._add(Kind.VOLATILE, "", 0, False, type_id)
 
     def add_restrict(self, type_id: int) -> int:
+        """RESTRICT of ``type_id``."""
         return self._add(Kind.RESTRICT, "", 0, False, type_id)
 
     def add_type_tag(self, name: str, type_id: int) -> int:
+        """TYPE_TAG ``name`` on ``type_id`` (kernel 5.17+)."""
         return self._add(Kind.TYPE_TAG, name, 0, False, type_id)
 
     def add_func(self, name: str, proto_id: int, linkage: int = 0) -> int:
+        """FUNC ``name`` with prototype ``proto_id`` and ``linkage`` (0 static, 1 global, 2 extern)."""
         return self._add(Kind.FUNC, name, int(linkage), False, proto_id)
 
     def add_func_proto(self, return_type_id: int, params: Sequence[tuple[str, int]] = (), *,
                        variadic: bool = False) -> int:
+        """FUNC_PROTO returning ``return_type_id`` with (name, type_id) ``params`` (``...`` if variadic)."""
         extra: list[int] = []
         for pname, ptype in params:
             extra += [self._name(pname), ptype]
@@ -243,6 +259,7 @@ class BTFBuilder:
         return self._add(Kind.FUNC_PROTO, "", len(extra) // 2, False, return_type_id, extra)
 
     def add_var(self, name: str, type_id: int, linkage: int = 1) -> int:
+        """VAR ``name`` of ``type_id`` (linkage 0 static, 1 global)."""
         return self._add(Kind.VAR, name, 0, False, type_id, [int(linkage)])
 
     def add_datasec(self, name: str, size: int, vars: Sequence[tuple[int, int, int]] = ()) -> int:
@@ -253,6 +270,7 @@ class BTFBuilder:
         return self._add(Kind.DATASEC, name, len(vars), False, size, extra)
 
     def add_decl_tag(self, name: str, type_id: int, component_idx: int = -1) -> int:
+        """DECL_TAG ``name`` on ``type_id`` (``component_idx`` -1) or its member/parameter."""
         return self._add(Kind.DECL_TAG, name, 0, False, type_id, [component_idx])
 
     # -- copying ----------------------------------------------------------------------------------
@@ -334,6 +352,7 @@ class BTFBuilder:
         return [list(r) for r in self._records]
 
     def string_table(self) -> bytes:
+        """The string section built so far."""
         return bytes(self._strtab)
 
     def encode(self) -> bytes:

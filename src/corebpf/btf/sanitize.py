@@ -55,6 +55,7 @@ class BTFFeatures:
 
     @property
     def complete(self) -> bool:
+        """True when every optional kind is supported (nothing to rewrite)."""
         return all(getattr(self, f.name) for f in fields(self))
 
     def implied(self) -> "BTFFeatures":

@@ -232,14 +232,17 @@ class Int(Type):
 
     @property
     def signed(self) -> bool:
+        """True for SIGNED-encoded ints."""
         return bool(self.encoding & IntEncoding.SIGNED)
 
     @property
     def is_char(self) -> bool:
+        """True for char types (CHAR encoding, or named char/signed char/unsigned char)."""
         return bool(self.encoding & IntEncoding.CHAR) or self.name in ("char", "signed char", "unsigned char")
 
     @property
     def is_bool(self) -> bool:
+        """True for BOOL-encoded ints (``_Bool``)."""
         return bool(self.encoding & IntEncoding.BOOL)
 
 
@@ -360,16 +363,19 @@ class Array(Type):
 
     @property
     def type_id(self) -> int:
+        """Alias of ``elem_type_id`` (what the array refers to)."""
         return self.elem_type_id
 
     @property
     def elem_type(self) -> Type:
+        """The element type."""
         return self._get(self.elem_type_id)
 
     type = elem_type
 
     @property
     def index_type(self) -> Type:
+        """The index type (an INT, usually ``__ARRAY_SIZE_TYPE__``)."""
         return self._get(self.index_type_id)
 
     def _size_at(self, depth: int) -> int:
@@ -390,6 +396,7 @@ class Member(NamedTuple):
 
     @property
     def type(self) -> Type:
+        """The type ``type_id`` names."""
         return self.btf[self.type_id] if self.btf is not None else VOID  # type: ignore[index]
 
     @property
@@ -583,6 +590,7 @@ class Func(_Ref):
 
     @property
     def proto(self) -> "FuncProto":
+        """The FUNC_PROTO (BTFError if the FUNC refers to something else)."""
         t = self.type
         if not isinstance(t, FuncProto):
             raise BTFError(f"FUNC [{self.id}] {self.name!r} refers to {t.kind.name} [{t.id}], not a FUNC_PROTO")
@@ -598,6 +606,7 @@ class Param(NamedTuple):
 
     @property
     def type(self) -> Type:
+        """The type ``type_id`` names."""
         return self.btf[self.type_id] if self.btf is not None else VOID  # type: ignore[index]
 
 
@@ -614,16 +623,19 @@ class FuncProto(Type):
 
     @property
     def type_id(self) -> int:
+        """Alias of ``return_type_id``."""
         return self.return_type_id
 
     @property
     def return_type(self) -> Type:
+        """The return type (void is ``Void``)."""
         return self._get(self.return_type_id)
 
     type = return_type
 
     @property
     def variadic(self) -> bool:
+        """True when the prototype ends in ``...``."""
         return bool(self.params) and self.params[-1].type_id == 0 and not self.params[-1].name
 
 
@@ -654,6 +666,7 @@ class VarSecinfo(NamedTuple):
 
     @property
     def type(self) -> Type:
+        """The type ``type_id`` names."""
         return self.btf[self.type_id] if self.btf is not None else VOID  # type: ignore[index]
 
 
