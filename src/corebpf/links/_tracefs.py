@@ -1,0 +1,109 @@
+"""tracefs: tracepoint ids, the event list, and legacy kprobe/uprobe events we create and remove."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+from typing import Optional
+
+from ..errors import CoreBPFError
+from ._matches import close_matches
+from .planb import TargetNotFoundError
+
+_counter = itertools.count()
+_lock = threading.Lock()
+GROUP = "corebpf"
+"""The tracefs group of probe events corebpf creates (``events/corebpf/...``)."""
+
+
+def tracefs() -> str:
+    """Where tracefs is, mounting it when missing (raises :class:`corebpf.errors.NodeError`)."""
+    from ..node.mounts import ensure_mounted
+
+    return ensure_mounted("tracefs")
+
+
+def list_events(base: Optional[str] = None) -> list[str]:
+    """Every tracepoint as ``category/name`` (empty when tracefs has no events directory)."""
+    root = os.path.join(base or tracefs(), "events")
+    out = []
+    try:
+        for cat in os.listdir(root):
+            d = os.path.join(root, cat)
+            if os.path.isdir(d):
+                out.extend(f"{cat}/{ev}" for ev in os.listdir(d) if os.path.isdir(os.path.join(d, ev)))
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def event_id(category: str, name: str) -> int:
+    """The perf ``config`` of tracepoint ``category/name``; :class:`TargetNotFoundError` with close matches."""
+    base = tracefs()
+    path = os.path.join(base, "events", category, name, "id")
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise CoreBPFError(f"cannot read tracepoint id {path}: {exc}") from None
+    events = list_events(base)
+    want = f"{category}/{name}"
+    matches = close_matches(want, events) or close_matches(name, [e.split("/", 1)[1] for e in events])
+    raise TargetNotFoundError("tracepoint", want, matches, f"{base}/events")
+
+
+def unique_event_name(kind: str, what: str) -> str:
+    """A tracefs event name no other corebpf process uses: ``<kind>_<what>_<pid>_<n>`` sanitised."""
+    clean = "".join(c if c.isalnum() else "_" for c in what)[:40]
+    with _lock:
+        n = next(_counter)
+    return f"{kind}_{clean}_{os.getpid()}_{n}"
+
+
+def add_probe_event(file: str, definition: str) -> None:
+    """Append one probe definition to ``kprobe_events``/``uprobe_events`` (raises with the reason)."""
+    path = os.path.join(tracefs(), file)
+    if not os.path.exists(path):
+        raise CoreBPFError(f"{path} does not exist: kernel built without CONFIG_{file.split('_')[0].upper()}_EVENTS")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, definition.encode() + b"\n")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        why = {errno.ENOENT: "no such symbol or probe point", errno.EINVAL: "invalid probe definition or address",
+               errno.EEXIST: "an event with this name exists", errno.EBUSY: "the event is in use"}.get(exc.errno or 0, "")
+        raise CoreBPFError(f"writing {definition!r} to {path} failed: {exc.strerror}"
+                           + (f" ({why})" if why else "")) from None
+
+
+def remove_probe_event(file: str, event: str) -> None:
+    """Delete ``corebpf/<event>`` from ``kprobe_events``/``uprobe_events`` (ignores an absent one)."""
+    path = os.path.join(tracefs(), file)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, f"-:{GROUP}/{event}\n".encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EINVAL):
+            raise
+
+
+def our_probe_events(file: str) -> list[str]:
+    """The ``corebpf/...`` lines of ``kprobe_events``/``uprobe_events`` (for leak checks)."""
+    try:
+        with open(os.path.join(tracefs(), file)) as f:
+            return [ln for ln in f.read().splitlines() if f":{GROUP}/" in ln]
+    except OSError:
+        return []
+
+
+__all__ = ["GROUP", "tracefs", "list_events", "event_id", "unique_event_name", "add_probe_event",
+           "remove_probe_event", "our_probe_events"]
