@@ -122,12 +122,15 @@ def test_split_btf_key_depends_on_base(tmp_path: Path, cache_dir: Path) -> None:
     b = BTFBuilder(base=base)
     b.add_ptr(base.find("s5").id)
     b.add_struct("mod", 8, [("p", base.last_id + 1, 0)])
+    b.add_raw([base._name_offsets(b"t42")[0], int(Kind.TYPEDEF) << 24, base.find("s42").id])  # base string
     split_path = tmp_path / "mod.btf"
     split_path.write_bytes(b.encode())
     first = BTF.from_file(split_path, base=base)
     second = BTF.from_file(split_path, base=BTF.from_file(base_path))
     assert not first.from_cache and second.from_cache
     assert second.find("mod").member("p").type.target.name == "s5"
+    for btf in (first, second):  # string search (parsed) and hash index (cached) agree
+        assert [t.id for t in btf.find_all("t42")] == [base.find("t42").id, base.last_id + 3]
 
 
 def test_store_is_in_the_background_and_waited_for(tmp_path: Path, cache_dir: Path) -> None:

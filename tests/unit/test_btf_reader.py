@@ -165,12 +165,16 @@ def test_split_btf() -> None:
     b = BTFBuilder(base=base)
     p = b.add_ptr(ids["struct"])
     s = b.add_struct("mod_state", 8, [("ev", p, 0)])
-    b.add_typedef("int", ids["int"])  # a name already in the base's strings
+    b.add_typedef("int", ids["int"])  # the same name again, in the split's own strings
+    base_str = base._name_offsets(b"ev_t")[0]  # a name pointing into the base's string section
+    shared = b.add_raw([base_str, int(Kind.TYPEDEF) << 24, ids["int"]])
     split = b.to_btf()
-    assert split.start_id == base.last_id + 1 and len(split) == 3
+    assert split.start_id == base.last_id + 1 and len(split) == 4
+    assert split[shared].name == "ev_t"
+    assert [t.id for t in split.find_all("ev_t")] == [ids["typedef"], shared]
     assert split[s].member("ev").type.target is base[ids["struct"]]
     assert split[ids["int"]] is base[ids["int"]]
-    assert [t.id for t in split.find_all("int")] == [ids["int"], split.last_id]
+    assert [t.id for t in split.find_all("int")] == [ids["int"], shared - 1]
     assert split.string_at(0) == ""
     assert list(split.all_types())[0] is base[1]
 
