@@ -509,6 +509,25 @@ def _p_netfilter_link(c: _Ctx) -> ProbeResult:
         close(prog)
 
 
+def _p_sockmap_link(c: _Ctx) -> ProbeResult:
+    attr = g.MapCreateAttr(map_type=MapType.SOCKMAP, key_size=4, value_size=4, max_entries=1)
+    mfd = bpf_raw(g.Cmd.MAP_CREATE, attr)
+    if mfd < 0:
+        return failed("sockmap_link", -mfd, "could not create a sockmap (CONFIG_BPF_STREAM_PARSER?)")
+    try:
+        prog = c.prog("sockmap_link", ProgType.SK_SKB, SK_PASS, eat=AttachType.SK_SKB_VERDICT)
+        try:
+            fd = _link_create(prog, mfd, AttachType.SK_SKB_VERDICT)
+            if fd < 0:
+                return failed("sockmap_link", -fd, "sockmap links refused (Linux >= 6.10); plan B: BPF_PROG_ATTACH")
+            close(fd)
+            return ok("sockmap_link", "sk_skb verdict link on a new sockmap created and closed")
+        finally:
+            close(prog)
+    finally:
+        close(mfd)
+
+
 def _p_ringbuf(c: _Ctx) -> ProbeResult:
     import mmap
 
@@ -584,7 +603,7 @@ ATTACH_PROBES: dict[str, Callable[[_Ctx], ProbeResult]] = {
     "kprobe_legacy": _p_kprobe_legacy, "kprobe_multi": _p_kprobe_multi, "kprobe_session": _p_kprobe_session,
     "uprobe_pmu": _p_uprobe_pmu, "uprobe_multi": _p_uprobe_multi, "xdp_link": _p_xdp_link, "tcx": _p_tcx,
     "netkit": _p_netkit, "cgroup_link": _p_cgroup_link, "netns_link": _p_netns_link,
-    "netfilter_link": _p_netfilter_link, "ringbuf": _p_ringbuf, "batch_ops": _p_batch_ops, "bpf_token": _p_token,
+    "netfilter_link": _p_netfilter_link, "sockmap_link": _p_sockmap_link, "ringbuf": _p_ringbuf, "batch_ops": _p_batch_ops, "bpf_token": _p_token,
     "probe_write_user": _p_probe_write_user, "test_run": _p_test_run,
 }
 
