@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 from typing import Any, Optional, Union
 
 from .._sys.fd import FD
@@ -41,15 +42,23 @@ def open_map(source: Any, want: MapType, what: str) -> Map:
     return m
 
 
-def close_mmap(mm: Optional[mmap.mmap]) -> None:
-    """Unmap ``mm`` now, or, while a caller still holds a view into it (a numpy array taken from a
-    batch), leave the unmapping to the garbage collector when that view goes: never a dangling view."""
+def drop_mmap(owner: Any, attr: str) -> None:
+    """Let go of the mmap in ``owner.<attr>``: unmap it now unless something else still refers to it.
+
+    numpy arrays made over a mapping keep the mmap object as their ``base`` without holding a buffer
+    export, so ``mmap.close()`` would succeed and leave them pointing at unmapped memory. Closing only
+    when our reference is the last one (CPython's reference count says so) avoids that; otherwise the
+    mmap unmaps itself when the last array or view referring to it goes away. Never a dangling view.
+    """
+    mm = getattr(owner, attr, None)
+    setattr(owner, attr, None)
     if mm is None or mm.closed:
         return
-    try:
-        mm.close()
-    except BufferError:
-        pass  # exported views keep the mmap object alive; it unmaps itself when they are gone
+    if sys.getrefcount(mm) <= 2:  # the local name and getrefcount's argument: nobody else
+        try:
+            mm.close()
+        except BufferError:
+            pass  # a memoryview still exports it: it unmaps when that view goes
 
 
 def release_view(mv: Optional[memoryview]) -> None:
@@ -73,4 +82,4 @@ def possible_and_online_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-__all__ = ["PAGE_SIZE", "MapLike", "open_map", "close_mmap", "release_view", "possible_and_online_cpus", "map_info"]
+__all__ = ["PAGE_SIZE", "MapLike", "open_map", "drop_mmap", "release_view", "possible_and_online_cpus", "map_info"]

@@ -30,7 +30,7 @@ from .._sys._generated import PerfEventAttr, PerfSwId, PerfType
 from .._sys.fd import FD
 from .._sys.syscall import perf_event_open
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, close_mmap, open_map, possible_and_online_cpus, release_view
+from ._common import PAGE_SIZE, drop_mmap, open_map, possible_and_online_cpus, release_view
 from .batch import Batch, Segment, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 
@@ -69,8 +69,7 @@ class _CpuRing:
         release_view(self.q)
         release_view(self.data)
         self.q = self.data = None
-        close_mmap(self.mm)
-        self.mm = None
+        drop_mmap(self, "mm")
         self.fd.close()
 
 

@@ -28,7 +28,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, close_mmap, open_map, release_view
+from ._common import PAGE_SIZE, drop_mmap, open_map, release_view
 from .batch import Batch, Segment, seg_kept, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 
@@ -144,9 +144,8 @@ class RingBuffer:
             release_view(getattr(self, name, None))
             setattr(self, name, None)
         self._np_words = None
-        close_mmap(self._cons_mm)
-        close_mmap(self._prod_mm)
-        self._cons_mm = self._prod_mm = None
+        drop_mmap(self, "_cons_mm")
+        drop_mmap(self, "_prod_mm")
 
     def __enter__(self) -> "RingBuffer":
         return self

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from ..errors import CoreBPFError
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, close_mmap, open_map, release_view
+from ._common import PAGE_SIZE, drop_mmap, open_map, release_view
 from .ringbuf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
 
 _MAX_SAMPLE = (1 << 24) - 1  # the kernel hands samples to programs as dynptrs (24-bit sizes)
@@ -144,9 +144,8 @@ class UserRingBuffer:
         m.close()
 
     def _unmap(self) -> None:
-        close_mmap(self._cons_mm)
-        close_mmap(self._prod_mm)
-        self._cons_mm = self._prod_mm = None
+        drop_mmap(self, "_cons_mm")
+        drop_mmap(self, "_prod_mm")
 
     def __enter__(self) -> "UserRingBuffer":
         return self
