@@ -226,6 +226,9 @@ def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = Fa
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             probe_error = f"{type(exc).__name__}: {exc}"
     findings = judge(facts, bpf, report)
+    if probe_error:
+        findings.append(Finding("probes_failed", "limitation", "the feature probes failed", probe_error,
+                                "run with --no-probe for the host facts, and report this as a corebpf bug"))
     status = verdict_of(findings)
     counts = Counter(f.severity for f in findings)
     summary = {READY: "ready: eBPF works here",
