@@ -173,3 +173,18 @@ def test_unprivileged_without_special_filesystems() -> None:
     assert doc["node"]["lockdown"]["mode"] is None and "CAP_SYS_ADMIN" in doc["node"]["lockdown"]["error"]
     assert not doc["node"]["mounts"]["bpffs"]["mounted"] and doc["node"]["mounts"]["bpffs"]["mountable"] is False
     assert doc["mounted_by_corebpf"] == {}
+
+
+def test_probe_failure_becomes_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from corebpf import features
+    from corebpf.node.readiness import build_report
+
+    def boom(**_: object) -> None:
+        raise RuntimeError("synthetic probe failure")
+
+    monkeypatch.setattr(features, "probe_all", boom)
+    doc = build_report(inventory=False)
+    assert doc["features"] is None and "synthetic" in doc["features_error"]
+    assert "probes_failed" in {f["id"] for f in doc["verdict"]["findings"]}
+    assert doc["verdict"]["status"] != "ready"
+    jsonschema.Draft202012Validator(schema()).validate(json.loads(json.dumps(doc)))
