@@ -13,7 +13,8 @@ one used in ``link.method``; when none works, :class:`AttachError` says why for 
 that does not exist raises :class:`TargetNotFoundError` with the closest existing names. BPF links can
 be pinned (``link.pin(path)``) and reopened (``Link.from_pin(path)``).
 
-Loaders call :func:`attach_program` (one program, by its section name) and :func:`attach_all`.
+Submodules share names with their attach functions: reach a module's other names with
+``from corebpf.links.tracing import ...``. Loaders call :func:`attach_program` (one program, by its section name) and :func:`attach_all`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .socket import flow_dissector, netns, sk_lookup, socket_filter, sockmap
 from .struct_ops import struct_ops
 from .tc import tc
 from .tracepoint import tracepoint
-from .tracing import fentry, fexit, fmod_ret, freplace, lsm, tp_btf, tracing
+from .tracing import btf_target, fentry, fexit, fmod_ret, freplace, lsm, tp_btf, tracing
+from .tracing import load as load_tracing
 from .uprobe import uprobe, uprobe_multi, uretprobe
 from .usdt import usdt
 from .xdp import xdp
@@ -43,7 +45,7 @@ attach = attach_program
 __all__ = [
     "Link", "MultiLink", "IterLink", "LinkError", "AttachError", "Attempt", "TargetNotFoundError", "NeedsTarget",
     "AttachReport", "attach", "attach_program", "attach_all", "fallback",
-    "tracepoint", "raw_tracepoint", "tracing", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace",
+    "tracepoint", "raw_tracepoint", "tracing", "load_tracing", "btf_target", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace",
     "kprobe", "kretprobe", "ksyscall", "kprobe_multi", "uprobe", "uretprobe", "uprobe_multi", "usdt",
     "perf_event", "xdp", "tc", "cgroup", "socket_filter", "sk_lookup", "flow_dissector", "netns", "sockmap",
     "netfilter", "iterator", "struct_ops",

@@ -6,6 +6,7 @@ import errno
 import itertools
 import os
 import threading
+import time
 from typing import Optional
 
 from ..errors import CoreBPFError
@@ -82,18 +83,30 @@ def add_probe_event(file: str, definition: str) -> None:
                            + (f" ({why})" if why else "")) from None
 
 
-def remove_probe_event(file: str, event: str) -> None:
-    """Delete ``corebpf/<event>`` from ``kprobe_events``/``uprobe_events`` (ignores an absent one)."""
+def remove_probe_event(file: str, event: str, timeout: float = 5.0) -> None:
+    """Delete ``corebpf/<event>`` from ``kprobe_events``/``uprobe_events`` (ignores an absent one).
+
+    The kernel releases a perf event held by a BPF link only after an RCU grace period, so the event
+    can stay busy (EBUSY) for a moment after the link closed: retry until ``timeout``.
+    """
     path = os.path.join(tracefs(), file)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            os.write(fd, f"-:{GROUP}/{event}\n".encode())
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.EINVAL):
-            raise
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, f"-:{GROUP}/{event}\n".encode())
+            finally:
+                os.close(fd)
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EINVAL):
+                return
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise CoreBPFError(f"cannot remove {GROUP}/{event} from {path}: {exc.strerror}"
+                                   + (" (still in use: is the link pinned?)" if exc.errno == errno.EBUSY else "")) \
+                    from None
+            time.sleep(0.005)
 
 
 def our_probe_events(file: str) -> list[str]:

@@ -9,7 +9,6 @@ event. Legacy entries are named ``corebpf/kprobe_<fn>_<pid>_<n>`` and removed wh
 from __future__ import annotations
 
 import ctypes
-import os
 from typing import Any, Optional
 
 from .._sys import _generated as g
@@ -72,7 +71,7 @@ def tracefs_probe_link(program: Any, file: str, definition_fmt: str, event: str,
     except BaseException:
         _tracefs.remove_probe_event(file, event)
         raise
-    link.add_cleanup(lambda: _tracefs.remove_probe_event(file, event))
+    link.add_cleanup(lambda: _tracefs.remove_probe_event(file, event), last=True)  # after the perf event
     return link  # the link's finalizer also runs at interpreter exit: no entry outlives us
 
 

@@ -80,9 +80,13 @@ class Link:
         """Open the BPF link with this id."""
         return cls(f"link id {link_id}", "by_id", ops.get_fd_by_id("link", link_id))
 
-    def add_cleanup(self, fn: Cleanup) -> None:
-        """Run ``fn`` when the link closes (after what was registered before it)."""
-        self._cleanups.append(fn)
+    def add_cleanup(self, fn: Cleanup, *, last: bool = False) -> None:
+        """Run ``fn`` when the link closes: before what was registered earlier (newest first), or with
+        ``last`` after everything else (for state created before the link's other resources)."""
+        if last:
+            self._cleanups.insert(0, fn)
+        else:
+            self._cleanups.append(fn)
 
     # ---- lifetime --------------------------------------------------------------------------------
 
