@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+import numpy as np
 
 from ..errors import ELFError
 from .specs import ProgramSpec, RelocKind, Relocation
@@ -37,7 +39,7 @@ class LinkedProgram:
     insns: bytearray
     relocations: list[Relocation] = field(default_factory=list)
     func_info: list[tuple[int, int]] = field(default_factory=list)
-    line_info: list[tuple[int, int, int, int]] = field(default_factory=list)
+    line_info: Any = None  # (n, 4) uint32 array of bpf_line_info, instruction indexes absolute
     layout: dict[str, int] = field(default_factory=dict)  # function name -> first instruction index
 
 
@@ -72,9 +74,10 @@ def link_program(spec: "ObjectSpec", prog: ProgramSpec, code: Optional[Mapping[s
         out.relocations.extend(Relocation(r.insn + at, r.kind, r.target, r.sym_off) for r in fn.relocations)
         for rec in fn.func_info:
             out.func_info.append((rec.insn_off // 8 + at, rec.type_id))
-        for rec in fn.line_info:
-            out.line_info.append((rec.insn_off // 8 + at, rec.file_name_off, rec.line_off,
-                                  (rec.line << 10) | (rec.col & 0x3FF)))
+        if len(fn.line_info):
+            li = np.array(fn.line_info, dtype=np.uint32).reshape(-1, 4)
+            li[:, 0] = li[:, 0] // 8 + at
+            lines.append(li)
         return at
 
     def find_sub(text_idx: int, where: str) -> ProgramSpec:
@@ -119,7 +122,9 @@ def link_program(spec: "ObjectSpec", prog: ProgramSpec, code: Optional[Mapping[s
                 reloc_code(sub)
             _IMM.pack_into(out.insns, pos + 4, out.layout[sub.name] - (base + idx) - 1)
 
+    lines: list[np.ndarray] = []
     append(prog)
     reloc_code(prog)
     out.relocations.sort(key=lambda r: r.insn)
+    out.line_info = np.concatenate(lines) if lines else np.zeros((0, 4), dtype=np.uint32)
     return out

@@ -12,7 +12,9 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
 
 from ..errors import BTFError, CoreBPFError, ELFError
 from .externs import collect_externs, kconfig_map
@@ -158,6 +160,7 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
         kern_version = struct.unpack("<I", ver.data)[0]
 
     btf = btf_ext = None
+    line_records: dict[str, np.ndarray] = {}
     btf_raw = b""
     btf_sec = elf.section(".BTF")
     if btf_sec is not None:
@@ -168,7 +171,7 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
         btf.source = source
         ext_sec = elf.section(".BTF.ext")
         if ext_sec is not None:
-            btf_ext = _parse_ext(ext_sec.data, btf)
+            btf_ext, line_records = _parse_ext(ext_sec.data, btf)
 
     externs = collect_externs(elf, btf)
 
@@ -195,7 +198,7 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
 
     funcs = split_functions(elf)
     if btf_ext is not None:
-        attach_ext_info(funcs, btf_ext)
+        attach_ext_info(funcs, btf_ext, line_records)
     collect_relocations(elf, funcs, maps, externs)
     collect_map_initialisers(elf, maps, values_at, funcs)
 
@@ -212,15 +215,25 @@ def _parse(data: bytes, name: str, source: str) -> ObjectSpec:
                       datasec_layout=datasec_layouts(elf, btf))
 
 
-def _parse_ext(data: bytes, btf: "BTF") -> "BTFExt":
-    """``.BTF.ext`` with section names resolved, without decoding the source text of every line record
-    (a loader only forwards line_info to the kernel; ``corebpf.btf.ext`` names them on demand)."""
+def _parse_ext(data: bytes, btf: "BTF") -> tuple["BTFExt", dict[str, np.ndarray]]:
+    """``.BTF.ext`` with section names resolved; line_info is read here as uint32 arrays (one row per
+    record) instead of one object per line, since a loader only forwards those records to the kernel
+    (``corebpf.btf.ext`` decodes them with their source text for tools that show them)."""
     from ..btf.ext import parse_btf_ext
 
-    ext = parse_btf_ext(data, None)
+    if len(data) < 24 or struct.unpack_from("<H", data, 0)[0] != 0xEB9F:
+        ext = parse_btf_ext(data, None)  # raises the precise BTFError (magic, size, byte order)
+        return ext, {}
+    hdr_len = struct.unpack_from("<I", data, 4)[0]
+    if hdr_len < 24 or hdr_len > len(data):
+        return parse_btf_ext(data, None), {}
+    li_off, li_len = struct.unpack_from("<II", data, 16)
+    stripped = bytearray(data)
+    struct.pack_into("<I", stripped, 20, 0)  # parse func_info and CO-RE records only
+    ext = parse_btf_ext(bytes(stripped), None)
     if ext.byteorder != btf.byteorder:
         raise BTFError(".BTF.ext and .BTF differ in byte order")
-    for table in (ext.func_info, ext.line_info, ext.core_relos):
+    for table in (ext.func_info, ext.core_relos):
         renamed = {btf.string_at(int(key[1:])): recs for key, recs in table.items()}
         table.clear()
         table.update(renamed)
@@ -229,6 +242,31 @@ def _parse_ext(data: bytes, btf: "BTF") -> "BTFExt":
 
         for name, recs in ext.core_relos.items():
             ext.core_relos[name] = [dataclasses.replace(r, access=btf.string_at(r.access_str_off)) for r in recs]
-    return ext
+    return ext, _line_records(data, hdr_len + li_off, li_len, btf)
 
 
+def _line_records(data: bytes, start: int, length: int, btf: "BTF") -> dict[str, np.ndarray]:
+    """The line_info subsection: {section name: (n, 4) uint32 array of bpf_line_info records}."""
+    out: dict[str, np.ndarray] = {}
+    if length == 0:
+        return out
+    end = start + length
+    if end > len(data) or length < 4:
+        raise BTFError(f".BTF.ext line_info at offset {start}: {length} bytes run past the end ({len(data)})")
+    rec_size = struct.unpack_from("<I", data, start)[0]
+    if rec_size < 16 or rec_size % 4:
+        raise BTFError(f".BTF.ext line_info at offset {start}: record size {rec_size} (need a multiple of 4 >= 16)")
+    pos = start + 4
+    while pos < end:
+        if pos + 8 > end:
+            raise BTFError(f".BTF.ext line_info at offset {pos}: truncated section header")
+        name_off, count = struct.unpack_from("<II", data, pos)
+        pos += 8
+        if count == 0 or pos + count * rec_size > end:
+            raise BTFError(f".BTF.ext line_info at offset {pos - 4}: {count} records of {rec_size} bytes do not fit "
+                           f"the subsection ending at offset {end}")
+        recs = np.frombuffer(data, dtype="<u4", count=count * rec_size // 4, offset=pos).reshape(count, -1)[:, :4]
+        name = btf.string_at(name_off)
+        out[name] = np.concatenate([out[name], recs]) if name in out else recs
+        pos += count * rec_size
+    return out

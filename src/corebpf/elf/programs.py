@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+import numpy as np
+
 from .._sys._generated import ProgType
 from ..errors import ELFError
 from .reader import STB_LOCAL, STT_FUNC, STV_HIDDEN, STV_INTERNAL
@@ -84,12 +86,26 @@ def function_at(progs_of_section: list[ProgramSpec], byte_off: int) -> Optional[
     return None
 
 
-def attach_ext_info(progs: list[ProgramSpec], ext: "BTFExt") -> None:
-    """Give each function its func_info, line_info and CO-RE records (offsets relative to its start)."""
+def attach_ext_info(progs: list[ProgramSpec], ext: "BTFExt", lines: "dict[str, np.ndarray] | None" = None) -> None:
+    """Give each function its func_info, line_info and CO-RE records (offsets relative to its start).
+
+    ``lines``: line_info as (n, 4) uint32 arrays per section (see ``ProgramSpec.line_info``); without
+    it, ``ext.line_info`` records are used."""
     by_section: dict[str, list[ProgramSpec]] = {}
     for p in progs:
         by_section.setdefault(p.section, []).append(p)
-    for attr, table in (("func_info", ext.func_info), ("line_info", ext.line_info), ("core_relos", ext.core_relos)):
+    if lines is None:
+        lines = {name: np.array([(r.insn_off, r.file_name_off, r.line_off, (r.line << 10) | (r.col & 0x3FF))
+                                 for r in recs], dtype=np.uint32).reshape(-1, 4)
+                 for name, recs in ext.line_info.items()}
+    for sec_name, arr in lines.items():
+        offs = arr[:, 0]
+        for fn in by_section.get(sec_name, ()):
+            start, stop = fn.section_offset, fn.section_offset + len(fn.instructions)
+            sub = arr[(offs >= start) & (offs < stop)].copy()
+            sub[:, 0] -= start
+            fn.line_info = sub
+    for attr, table in (("func_info", ext.func_info), ("core_relos", ext.core_relos)):
         for sec_name, records in table.items():
             funcs = by_section.get(sec_name)
             if not funcs:

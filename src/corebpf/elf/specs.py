@@ -60,7 +60,8 @@ class ProgramSpec:
     Editable before load: ``type``, ``expected_attach_type``, ``attach_to``, ``flags``, ``autoload``.
     ``instructions`` are the function's own raw bytes as compiled; ``section_offset`` its byte offset
     in ``section``. CO-RE relocations, func_info and line_info carry byte offsets relative to the
-    function start.
+    function start; ``line_info`` holds the kernel's ``bpf_line_info`` records as an (n, 4) uint32
+    array (instruction byte offset, file name offset, line text offset, ``line << 10 | column``).
     """
 
     name: str
@@ -79,7 +80,7 @@ class ProgramSpec:
     relocations: list[Relocation] = field(default_factory=list)
     core_relos: list["CoreRelo"] = field(default_factory=list)
     func_info: list["FuncInfo"] = field(default_factory=list)
-    line_info: list["LineInfo"] = field(default_factory=list)
+    line_info: Any = field(default_factory=list)
     section_def: Optional["SectionDef"] = None
     attach_btf: bool = False
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+import numpy as np
+
 from .._sys._generated import AttachType, ProgType
 from ..btf.types import Kind
 from ..errors import CoreBPFError, VerifierError
@@ -89,8 +91,8 @@ def _func_info_bytes(recs: Sequence[tuple[int, int]]) -> bytes:
     return b"".join(struct.pack("<II", a, b) for a, b in recs)
 
 
-def _line_info_bytes(recs: Sequence[tuple[int, int, int, int]]) -> bytes:
-    return b"".join(struct.pack("<IIII", *r) for r in recs)
+def _line_info_bytes(recs: Any) -> bytes:
+    return np.ascontiguousarray(recs, dtype="<u4").tobytes()
 
 
 def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern_version: int,
@@ -104,7 +106,7 @@ def load_linked(prog: "ProgramSpec", linked: "LinkedProgram", license: str, kern
     fi = li = None
     if btf is not None and linked.func_info:
         fi = _func_info_bytes(linked.func_info)
-        li = _line_info_bytes(linked.line_info) if linked.line_info else None
+        li = _line_info_bytes(linked.line_info) if len(linked.line_info) else None
     try:
         p = Program.load(bytes(linked.insns), prog.type, license, name=prog.name[:15],
                          expected_attach_type=prog.expected_attach_type, attach_btf_id=attach_id,
