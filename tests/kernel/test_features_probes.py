@@ -223,3 +223,10 @@ def test_probes_leave_no_objects_behind() -> None:
         if os.path.isdir("/sys/fs/cgroup/unified") else []
     assert not mine
     assert isinstance(iter_ids("link"), list)
+
+
+def test_struct_ops_link_leaves_nothing_registered(report: features.FeatureReport) -> None:
+    r = report.attach["struct_ops_link"]
+    assert r.supported, r
+    with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+        assert f"cbpf{os.getpid() % 10**8}" not in f.read().split()

@@ -28,6 +28,7 @@ class BTFType:
     kind: int
     size: int
     members: tuple[str, ...]
+    offsets: tuple[int, ...] = ()  # byte offsets of the members (structs and unions)
 
 
 def find_types(data: bytes, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], BTFType]:
@@ -70,9 +71,13 @@ def find_types(data: bytes, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str
                 for name, want_kind in by_off[words[i]]:
                     if kind == want_kind and (name, kind) not in found:
                         members: tuple[str, ...] = ()
+                        offsets: tuple[int, ...] = ()
                         if kind in (KIND_STRUCT, KIND_UNION):
                             members = tuple(_name(strings, words[i + 3 + 3 * k]) for k in range(info & 0xFFFF))
-                        found[(name, kind)] = BTFType(type_id, kind, words[i + 2], members)
+                            # member offset in bits; with kind_flag the low 24 bits (bitfield size above)
+                            mask = 0xFFFFFF if info >> 31 else 0xFFFFFFFF
+                            offsets = tuple((words[i + 5 + 3 * k] & mask) // 8 for k in range(info & 0xFFFF))
+                        found[(name, kind)] = BTFType(type_id, kind, words[i + 2], members, offsets)
                 if len(found) == total:
                     break
             i += step

@@ -18,7 +18,7 @@ from ..errors import BPFError
 from .._sys import _generated as g
 from .._sys._generated import AttachType, MapType, ProgType
 from .._sys.syscall import bpf_raw, perf_event_open
-from ._btfids import KIND_FUNC, KIND_TYPEDEF, vmlinux_types
+from ._btfids import KIND_FUNC, KIND_STRUCT, KIND_TYPEDEF, vmlinux_types
 from ._insn import EXIT, call, ret
 from .probes import ProbeResult, ProgLoader, close, errno_name, failed, kernel_version_code, last_log_line, ok
 from .progs import explain_failure
@@ -528,6 +528,65 @@ def _p_sockmap_link(c: _Ctx) -> ProbeResult:
         close(mfd)
 
 
+BPF_F_LINK = 1 << 13
+_TCP_CA_MEMBERS = ("ssthresh", "cong_avoid", "undo_cwnd")  # what tcp_register_congestion_control requires
+
+
+def _p_struct_ops_link(c: _Ctx) -> ProbeResult:
+    """Register a do-nothing TCP congestion control through a struct_ops link, then unregister it.
+
+    Nothing uses it meanwhile: a congestion control is only used when a socket or sysctl names it.
+    """
+    import struct
+
+    from .maps import _btf_fd
+
+    name = "struct_ops_link"
+    ops_key, value_key = ("tcp_congestion_ops", KIND_STRUCT), ("bpf_struct_ops_tcp_congestion_ops", KIND_STRUCT)
+    found = vmlinux_types([ops_key, value_key])
+    ops, value_t = found[ops_key], found[value_key]
+    if ops is None or value_t is None or "data" not in value_t.members:
+        return failed(name, _errno.ENOENT, "tcp_congestion_ops struct_ops not in vmlinux BTF",
+                      source="/sys/kernel/btf/vmlinux")
+    fds: list[int] = []
+    try:
+        value = bytearray(value_t.size)
+        data = value_t.offsets[value_t.members.index("data")]
+        for member in _TCP_CA_MEMBERS:
+            idx = ops.members.index(member)
+            prog = c.prog(name, ProgType.STRUCT_OPS, 0, eat=idx, btf_target=ops_key)
+            fds.append(prog)
+            struct.pack_into("<Q", value, data + ops.offsets[idx], prog)
+        tag = f"cbpf{os.getpid() % 10**8}".encode()
+        at = data + ops.offsets[ops.members.index("name")]
+        value[at:at + len(tag)] = tag
+        btf = _btf_fd()
+        if btf < 0:
+            return failed(name, -btf, "BPF_BTF_LOAD failed")
+        fds.append(btf)
+        attr = g.MapCreateAttr(map_type=MapType.STRUCT_OPS, key_size=4, value_size=value_t.size, max_entries=1,
+                               map_flags=BPF_F_LINK, btf_fd=btf, btf_vmlinux_value_type_id=value_t.type_id)
+        mfd = bpf_raw(g.Cmd.MAP_CREATE, attr)
+        if mfd < 0:
+            return failed(name, -mfd, "struct_ops map with BPF_F_LINK refused (Linux >= 6.4 for struct_ops links)")
+        fds.append(mfd)
+        key = ctypes.c_uint32(0)
+        buf = ctypes.create_string_buffer(bytes(value), len(value))
+        uattr = g.MapElemAttr(map_fd=mfd, key=ctypes.addressof(key))
+        uattr.value = ctypes.addressof(buf)
+        r = bpf_raw(g.Cmd.MAP_UPDATE_ELEM, uattr)
+        if r < 0:
+            return failed(name, -r, "filling the struct_ops map refused")
+        lfd = _link_create(mfd, 0, AttachType.STRUCT_OPS)
+        if lfd < 0:
+            return failed(name, -lfd, "struct_ops link refused; plan B: register through the map update alone")
+        close(lfd)
+        return ok(name, "tcp_congestion_ops registered through a struct_ops link and unregistered")
+    finally:
+        for fd in reversed(fds):
+            close(fd)
+
+
 def _p_ringbuf(c: _Ctx) -> ProbeResult:
     import mmap
 
@@ -603,7 +662,8 @@ ATTACH_PROBES: dict[str, Callable[[_Ctx], ProbeResult]] = {
     "kprobe_legacy": _p_kprobe_legacy, "kprobe_multi": _p_kprobe_multi, "kprobe_session": _p_kprobe_session,
     "uprobe_pmu": _p_uprobe_pmu, "uprobe_multi": _p_uprobe_multi, "xdp_link": _p_xdp_link, "tcx": _p_tcx,
     "netkit": _p_netkit, "cgroup_link": _p_cgroup_link, "netns_link": _p_netns_link,
-    "netfilter_link": _p_netfilter_link, "sockmap_link": _p_sockmap_link, "ringbuf": _p_ringbuf, "batch_ops": _p_batch_ops, "bpf_token": _p_token,
+    "netfilter_link": _p_netfilter_link, "sockmap_link": _p_sockmap_link,
+    "struct_ops_link": _p_struct_ops_link, "ringbuf": _p_ringbuf, "batch_ops": _p_batch_ops, "bpf_token": _p_token,
     "probe_write_user": _p_probe_write_user, "test_run": _p_test_run,
 }
 
