@@ -41,6 +41,7 @@ def test_find_types_ids_sizes_members() -> None:
     assert found[("point", KIND_STRUCT)].type_id == 2
     assert found[("point", KIND_STRUCT)].size == 8
     assert found[("point", KIND_STRUCT)].members == ("x", "y")
+    assert found[("point", KIND_STRUCT)].offsets == (0, 4)  # bytes (BTF stores bits)
     assert found[("point_t", KIND_TYPEDEF)].type_id == 5
     assert ("point", KIND_FUNC) not in found and ("absent", KIND_FUNC) not in found
 
