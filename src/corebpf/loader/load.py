@@ -1,10 +1,11 @@
 """``load_spec``: ObjectSpec -> live :class:`Object`, in libbpf's order, all-or-nothing.
 
-Steps (libbpf's ``bpf_object_prepare``/``bpf_object_load``): probe BTF features, resolve externs
-(kconfig, ksyms), CO-RE relocation of every function, call relocation (append subprograms), finalise,
-sanitise and load the object's BTF, create maps (reusing pins, initial global data, freezing
-``.rodata``/``.kconfig``, map-in-map initialisers), data relocations, program loads with func/line
-info, prog array initialisers, and finally pinning new ``LIBBPF_PIN_BY_NAME`` maps.
+Steps (libbpf's ``bpf_object_prepare``/``bpf_object_load``): resolve externs (kconfig, ksyms), CO-RE
+relocation of every function, call relocation (append subprograms), finalise and load the object's
+BTF (BTF kinds are probed and the BTF sanitised only when the kernel refuses it as is), create maps
+(reusing pins, initial global data, freezing ``.rodata``/``.kconfig``, map-in-map initialisers), data
+relocations, program loads with func/line info, prog array initialisers, and finally pinning new
+``LIBBPF_PIN_BY_NAME`` maps.
 
 The kernel-free steps (externs aside) run before anything is created, and every fd created is
 tracked: if any step fails, all of them are closed (and pins made by this load removed) before the
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .._sys._generated import MapType
 from ..elf.linker import link_program
-from .btf import btf_features, load_object_btf
+from .btf import load_object_btf
 from .core import relocate_core, target_set
 from .externs import kernel_version_code, resolve_externs
 from .maps import CreatedMap, MapLoadError, create_map, fill_map_in_map
@@ -60,8 +61,6 @@ def load_spec(spec: "ObjectSpec", btf: Any = None, pin_root: "str | os.PathLike[
     pinned: list[str] = []
     try:
         externs = resolve_externs(spec, kconfig_extra=kconfig)
-        if spec.btf is not None:
-            btf_features()
         loaded_btf = load_object_btf(spec)
 
         for name, mspec in spec.maps.items():
