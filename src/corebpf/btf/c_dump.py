@@ -114,7 +114,7 @@ class CDumper:
         # per-id memos (-1: not computed yet); arrays are smaller than dicts of ints
         self._align = array("l", [-1]) * n
         self._size = array("q", [-1]) * n
-        self._decls: dict[int, object] = {}   # declarator text around the name, per type id
+        self._decls: dict[int, str] = {}      # declarator text with _NAME for the name, per type id
         self._inline_defs = 0                 # anonymous struct/enum bodies written so far
         self._va: Optional[frozenset[int]] = None
 
@@ -522,12 +522,15 @@ class CDumper:
         vlen = info & 0xFFFF
         kflag = info >> 31
         is_struct = t.kinds[type_id] == STRUCT
-        packed = is_struct and self.is_packed(type_id)
+        # align_of() is 1 exactly when a struct is packed or only has 1-byte members (and it is
+        # usually known already): the full check runs only then
+        packed = is_struct and self.align_of(type_id) == 1 and self.is_packed(type_id)
         name = self.type_name(type_id)
         word = "struct" if is_struct else "union"
         out.append(f"{word} {name} {{" if name else f"{word} {{")
         pfx = "\n" + _tabs(lvl + 1)
-        names_get, string = t._names.get, t.string
+        string = t.string
+        sbuf, spos, send = t._sbuf, t._spos, t._send
         sizes, size_of = self._size, self.size_of
         emit_decl, decls_get = self._emit_decl, self._decls.get
         va_types = self._va_types()
@@ -544,23 +547,24 @@ class CDumper:
                 self._emit_padding(cur, m_off, 1 if packed else self.align_of(mtype),
                                    prev_bitfield and m_bits != 0, lvl + 1)
             if va_types and mtype in va_types and not m_bits:
-                self._emit_va_member(mtype, names_get(name_off) or string(name_off), lvl + 1)
+                self._emit_va_member(mtype, string(name_off), lvl + 1)
                 size = sizes[mtype]
                 cur = m_off + 8 * (size if size >= 0 else size_of(mtype))
                 prev_bitfield = False
                 continue
             hit = decls_get(mtype) if name_off else None
             if hit is not None:  # the common case, inlined: a declarator seen before
-                fname = names_get(name_off) or string(name_off)
+                pos = spos + name_off  # string(name_off), inlined: this loop runs once per member
+                fname = sbuf[pos:sbuf.find(b"\0", pos, send)].decode("utf-8", "replace")
                 if m_bits:
-                    out.append(f"{pfx}{hit[0]}{fname}{hit[1]}: {m_bits};")  # type: ignore[index]
+                    out.append(f"{pfx}{hit.replace(_NAME, fname)}: {m_bits};")  # type: ignore[union-attr]
                     cur = m_off + m_bits
                     prev_bitfield = True
                     continue
-                out.append(f"{pfx}{hit[0]}{fname}{hit[1]};")  # type: ignore[index]
+                out.append(f"{pfx}{hit.replace(_NAME, fname)};")  # type: ignore[union-attr]
             else:
                 out.append(pfx)
-                emit_decl(mtype, (names_get(name_off) or string(name_off)) if name_off else "", lvl + 1)
+                emit_decl(mtype, string(name_off) if name_off else "", lvl + 1)
                 if m_bits:
                     out.append(f": {m_bits};")
                     cur = m_off + m_bits
@@ -587,7 +591,7 @@ class CDumper:
             return found
         t = self.t
         w, offs = t.words, t.offs
-        ids = {tid for tid in t.ids_named("__builtin_va_list")["__builtin_va_list"] if t.kinds[tid] == TYPEDEF}
+        ids = {tid for tid in t.ids_of_kind(TYPEDEF) if t.name(tid) == "__builtin_va_list"}
         if ids:
             refs = [tid for kind in (TYPEDEF, CONST, VOLATILE, TYPE_TAG) for tid in t.ids_of_kind(kind)]
             grew = True
@@ -660,10 +664,7 @@ class CDumper:
         key = type_id if fname else ~type_id
         hit = self._decls.get(key)
         if hit is not None:
-            if fname:
-                out.append(hit[0] + fname + hit[1])  # type: ignore[operator]
-            else:
-                out.append(hit)  # type: ignore[arg-type]
+            out.append(hit.replace(_NAME, fname) if fname else hit)
             return
         t = self.t
         w, offs, kinds = t.words, t.offs, t.kinds
@@ -686,15 +687,9 @@ class CDumper:
         self._emit_chain(stack, _NAME if fname else "", lvl)
         text = "".join(out[start:])
         del out[start:]
-        if fname:
-            pre, _, post = text.partition(_NAME)
-            out.append(pre + fname + post)
-            if self._inline_defs == inline_before:
-                self._decls[key] = (pre, post)
-        else:
-            out.append(text)
-            if self._inline_defs == inline_before:
-                self._decls[key] = text
+        out.append(text.replace(_NAME, fname) if fname else text)
+        if self._inline_defs == inline_before:
+            self._decls[key] = text
 
     def _emit_mods(self, decls: list[int]) -> None:
         kinds = self.t.kinds

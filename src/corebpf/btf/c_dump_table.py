@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from bisect import bisect_left
 from typing import Optional
 
 from corebpf.errors import BTFError
@@ -49,10 +50,11 @@ for _k, _n in ((STRUCT, 3), (UNION, 3), (ENUM, 2), (FUNC_PROTO, 2), (DATASEC, 3)
 _HEADER = 24
 
 
-def _parse(data: bytes, what: str) -> tuple[memoryview, int, int]:
-    """(type section as native-order words, string section start, string section end) of a raw BTF blob.
+def _parse(data: bytes, what: str) -> tuple[bytes, int, int, int, int]:
+    """(bytes holding the type section in native order, its start and end there, string section
+    start and end in ``data``) of a raw BTF blob.
 
-    The words are a view of ``data`` when the blob is in this machine's byte order (no copy).
+    The type section is ``data`` itself when the blob is in this machine's byte order (no copy).
     """
     if len(data) < _HEADER:
         raise BTFError(f"{what}: BTF truncated at offset {len(data)}: a header needs {_HEADER} bytes")
@@ -71,11 +73,11 @@ def _parse(data: bytes, what: str) -> tuple[memoryview, int, int]:
     if str_len and data[spos + str_len - 1] != 0:
         raise BTFError(f"{what}: BTF string section at offset {spos + str_len - 1}: not NUL-terminated")
     if (e == "<") == (sys.byteorder == "little"):
-        return memoryview(data)[tpos:tpos + type_len].cast("I"), spos, spos + str_len
+        return data, tpos, tpos + type_len, spos, spos + str_len
     words = array("I")
     words.frombytes(data[tpos:tpos + type_len])
     words.byteswap()
-    return memoryview(words.tobytes()).cast("I"), spos, spos + str_len
+    return words.tobytes(), 0, type_len, spos, spos + str_len
 
 
 class RawTypes:
@@ -90,27 +92,29 @@ class RawTypes:
         ptr_size: pointer size in bytes (8 unless the BTF's ``long`` says 4).
     """
 
-    __slots__ = ("words", "offs", "kinds", "start_id", "last_id", "ptr_size", "_names", "base", "_sbuf",
-                 "_spos", "_send", "blobs")
+    __slots__ = ("words", "offs", "kinds", "start_id", "last_id", "ptr_size", "base", "_sbuf",
+                 "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs")
 
     def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
         data = bytes(data) if not isinstance(data, bytes) else data
-        own_words, spos, send = _parse(data, what)
+        tbuf, tpos, tend, spos, send = _parse(data, what)
         self.base = base
         #: the raw BTF blobs this table was built from, base first
         self.blobs: tuple[bytes, ...] = (base.blobs if base is not None else ()) + (data,)
         if base is None:
-            words = own_words
+            self._tbuf, self._tpos, self._tend = tbuf, tpos, tend
             self._sbuf, self._spos, self._send = data, spos, send
             offs, kinds = array("I", [0]), bytearray(1)
             first = 0
         else:
             # split BTF continues the base's ids and string offsets: concatenate both
-            words = memoryview(base.words.tobytes() + own_words.tobytes()).cast("I")
+            self._tbuf = base._tbuf[base._tpos:base._tend] + tbuf[tpos:tend]
+            self._tpos, self._tend = 0, len(self._tbuf)
             first = len(base.words)
             self._sbuf = base._sbuf[base._spos:base._send] + data[spos:send]
             self._spos, self._send = 0, len(self._sbuf)
             offs, kinds = array("I", base.offs), bytearray(base.kinds)
+        words = memoryview(self._tbuf)[self._tpos:self._tend].cast("I")
         self.start_id = len(offs)
         n = len(words)
         pos = first
@@ -137,21 +141,20 @@ class RawTypes:
         self.offs = offs
         self.kinds = kinds
         self.last_id = len(offs) - 1
-        self._names: dict[int, str] = {}
         self.ptr_size = base.ptr_size if base is not None else self._guess_ptr_size()
 
     # -- access -----------------------------------------------------------------------------------
     def string(self, offset: int) -> str:
-        """The NUL-terminated string at ``offset`` of the (concatenated) string section."""
-        s = self._names.get(offset)
-        if s is None:
-            pos = self._spos + offset
-            end = self._sbuf.find(b"\0", pos, self._send)
-            if end < 0:
-                raise BTFError(f"BTF string offset {offset} is past the end of the string section")
-            s = self._sbuf[pos:end].decode("utf-8", "replace")
-            self._names[offset] = s
-        return s
+        """The NUL-terminated string at ``offset`` of the (concatenated) string section.
+
+        Not cached: a dump decodes ~60k member names, mostly once, and a cache of them would be
+        the largest thing in the dumper's memory.
+        """
+        pos = self._spos + offset
+        end = self._sbuf.find(b"\0", pos, self._send)
+        if end < 0:
+            raise BTFError(f"BTF string offset {offset} is past the end of the string section")
+        return self._sbuf[pos:end].decode("utf-8", "replace")
 
     def name(self, type_id: int) -> str:
         """Name of type ``type_id`` ('' for anonymous types and void)."""
@@ -173,23 +176,41 @@ class RawTypes:
         return self.words[self.offs[type_id] + 2]
 
     def ids_named(self, *names: str) -> dict[str, list[int]]:
-        """Ids of the types called exactly each of ``names`` (one scan of every type)."""
+        """Ids of the types called exactly each of ``names``, sorted.
+
+        Both searches run in C: the name in the string section gives its offset, and that offset
+        as a 32-bit word in the type section gives candidate records (member names and other
+        words can match too: only hits on a record's first word are kept).
+        """
         buf, spos, send = self._sbuf, self._spos, self._send
-        wanted: dict[int, str] = {}
+        found: dict[str, list[int]] = {}
         for name in names:
+            ids: list[int] = []
             pat = b"\0" + name.encode() + b"\0"
             i = buf.find(pat, spos, send)
             while i >= 0:
-                wanted[i + 1 - spos] = name
+                ids.extend(self._records_named_at(i + 1 - spos))
                 i = buf.find(pat, i + 1, send)
-        found: dict[str, list[int]] = {name: [] for name in names}
-        if wanted:
-            words, offs = self.words, self.offs
-            for tid in range(1, self.last_id + 1):
-                name = wanted.get(words[offs[tid]])
-                if name is not None:
-                    found[name].append(tid)
+            if name and buf[spos:spos + len(pat) - 1] == pat[1:]:  # the very first string
+                ids.extend(self._records_named_at(0))
+            found[name] = sorted(set(ids))
         return found
+
+    def _records_named_at(self, name_off: int) -> list[int]:
+        """Ids of the records whose name_off word is ``name_off``."""
+        tbuf, tpos, tend, offs = self._tbuf, self._tpos, self._tend, self.offs
+        pat = name_off.to_bytes(4, sys.byteorder)
+        out = []
+        i = tbuf.find(pat, tpos, tend)
+        while i >= 0:
+            rel = i - tpos
+            if rel % 4 == 0:
+                word = rel // 4
+                j = bisect_left(offs, word, 1)
+                if j < len(offs) and offs[j] == word:
+                    out.append(j)
+            i = tbuf.find(pat, i + 1, tend)
+        return out
 
     def ids_of_kind(self, kind: int) -> list[int]:
         """Every id of ``kind`` (fast for rare kinds: a byte search of the kind table)."""
