@@ -158,8 +158,6 @@ def load_object_btf(spec: "ObjectSpec", *, features: Optional["BTFFeatures"] = N
     """
     if spec.btf is None or not spec.btf_raw:
         return None
-    from ..btf.sanitize import sanitize
-
     data = finalize_btf(spec)
     first_error: Optional[BaseException] = None
     if features is None:
@@ -170,6 +168,8 @@ def load_object_btf(spec: "ObjectSpec", *, features: Optional["BTFFeatures"] = N
         features = btf_features()
     try:
         if not features.complete:
+            from ..btf.sanitize import sanitize
+
             data = sanitize(data, features)
         elif first_error is not None:
             raise first_error
