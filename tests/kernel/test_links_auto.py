@@ -47,3 +47,34 @@ def test_attach_all_attaches_what_it_can_and_reports_the_rest():
         assert not report.links
         with pytest.raises(links.NeedsTarget):
             links.attach_all(obj, strict=True)
+
+
+def test_corpus_object_attach_all_with_plan_b():
+    """The committed links_overhead object, loaded by corebpf.load's spec path: every tracing program the
+    kernel takes is attached from its section name; the rest are reported with reasons."""
+    from pathlib import Path
+
+    import corebpf
+    from corebpf import features
+
+    spec = corebpf.ObjectSpec.from_file(Path(__file__).parents[1] / "corpus" / "links_overhead.bpf.o")
+    if not features.attach_method("fentry").supported:
+        spec.programs["fentry_getpgid"].autoload = False  # refused at load under lockdown
+    with spec.load() as obj:
+        report = links.attach_all(obj, skip_failures=True)
+        try:
+            assert {"tp_getpgid", "raw_sys_enter", "btf_sys_enter"} <= set(report.links)
+            kprobes = features.attach_method("kprobe_pmu").supported or features.attach_method("kprobe_legacy").supported
+            assert ("kprobe_getpgid" in report.links) == kprobes
+            if not kprobes:
+                assert "kprobe_pmu" in report.skipped["kprobe_getpgid"]
+            before = obj.variables["tp_hits"]
+            for _ in range(10):
+                os.getpgid(0)
+            assert obj.variables["tp_hits"] - before == 10
+            assert obj.variables["raw_hits"] >= 10 and obj.variables["btf_hits"] >= 10
+        finally:
+            report.close()
+        before = obj.variables["tp_hits"]
+        os.getpgid(0)
+        assert obj.variables["tp_hits"] == before

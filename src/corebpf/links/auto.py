@@ -188,14 +188,18 @@ class AttachReport:
 
 
 def attach_all(obj: Any, targets: Optional[Mapping[str, Mapping[str, Any]]] = None, *,
-               strict: bool = False) -> AttachReport:
+               strict: bool = False, skip_failures: bool = False) -> AttachReport:
     """Attach every loaded program of ``obj`` (a :class:`corebpf.Object`: ``obj.programs`` and
     ``obj.spec.programs``) by its section name.
 
     ``targets`` maps program names to keyword targets (see :func:`attach_program`). Programs whose
     section needs a target nobody gave are skipped (``report.skipped`` says what they need) unless
-    ``strict``; any other failure closes what was attached and raises.
+    ``strict``. Any other failure closes what was attached and raises, unless ``skip_failures``: then
+    a program no method can attach here (:class:`AttachError`, e.g. a kprobe on a kernel without
+    kprobes) is skipped with the reasons.
     """
+    from .planb import AttachError
+
     report = AttachReport()
     targets = targets or {}
     specs = getattr(getattr(obj, "spec", None), "programs", {}) or {}
@@ -210,6 +214,10 @@ def attach_all(obj: Any, targets: Optional[Mapping[str, Mapping[str, Any]]] = No
                 report.links[name] = attach_program(prog, source, **targets.get(name, {}))
             except NeedsTarget as exc:
                 if strict:
+                    raise
+                report.skipped[name] = str(exc)
+            except AttachError as exc:
+                if not skip_failures:
                     raise
                 report.skipped[name] = str(exc)
     except BaseException:
