@@ -274,7 +274,7 @@ class RingBuffer:
             self._batch = None
         if self._map is None:
             raise ValueError("the ring buffer reader is closed")
-        root = memoryview(self._prod_mm)  # type: ignore[arg-type]
+        root = self._data[:]  # the batch's own view: released with the batch
         segments, end, count, discarded = self._scan(root, max_records)
 
         def on_release() -> None:
