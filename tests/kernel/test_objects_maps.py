@@ -152,3 +152,15 @@ def test_map_edits_before_load():
     with spec.load() as obj:
         live = obj.maps["corebpf_pinned_counts"]
         assert live.max_entries == 1024 and live.type == MapType.LRU_HASH and obj.pinned_maps == []
+
+
+def test_per_cpu_struct_values_through_btf():
+    with corebpf.load(CORPUS / "core_bench.bpf.o") as obj:
+        samples = obj.maps["samples"]
+        assert samples.percpu and samples.value_type.name == "bench_sample"
+        per_cpu = samples[0]
+        assert isinstance(per_cpu, list) and all(v == {"a": 0, "b": 0, "c": 0, "d": 0, "e": 0} for v in per_cpu)
+        samples[1] = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}  # one value for every CPU
+        assert all(v.e == 5 for v in samples[1])
+        samples[2] = [{"a": cpu, "b": 0, "c": 0, "d": 0, "e": 0} for cpu in range(len(per_cpu))]
+        assert [v.a for v in samples[2]] == list(range(len(per_cpu)))
