@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -164,7 +163,9 @@ ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
 class _Inline:
     """An executor that runs each task at once in the calling thread (the serial mode of probe_all)."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        from concurrent.futures import Future
+
         fut: Future[Any] = Future()
         try:
             fut.set_result(fn(*args))
@@ -211,6 +212,8 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
+    from concurrent.futures import ThreadPoolExecutor
+
     workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
     # threads run them so they overlap everything else; helper probes (CPU-bound, in the kernel)

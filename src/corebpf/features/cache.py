@@ -3,8 +3,6 @@ capabilities and one lockdown mode (anything that changes a probe's outcome is i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any, Optional
 
@@ -19,6 +17,8 @@ def cache_dir() -> str:
 
 def cache_key() -> str:
     """Kernel release + boot id + uid + effective capabilities + lockdown + JIT/unpriv sysctls."""
+    import hashlib  # lazily: it loads OpenSSL
+
     from ..node.caps import capabilities
     from ..node.kernel import kernel_info
     from ..node.lockdown import read_lockdown
@@ -34,6 +34,8 @@ def cache_key() -> str:
 
 def load(key: str) -> Optional[dict[str, Any]]:
     """The cached report for ``key``, or None."""
+    import json
+
     try:
         with open(os.path.join(cache_dir(), f"features-{key}.json")) as f:
             data = json.load(f)
@@ -44,6 +46,8 @@ def load(key: str) -> Optional[dict[str, Any]]:
 
 def store(key: str, report: dict[str, Any]) -> Optional[str]:
     """Write the report atomically; returns the path, or None when the cache is not writable."""
+    import json
+
     d = cache_dir()
     path = os.path.join(d, f"features-{key}.json")
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -104,6 +103,8 @@ def probe_helpers(type_name: str, variant: ProgVariant, helpers: Optional[Iterab
         return [(h, *p.probe(h.value)) for h in chunk]
 
     if threads > 1 and len(todo) > 16:
+        from concurrent.futures import ThreadPoolExecutor
+
         chunks = [todo[i::threads] for i in range(threads)]
         with ThreadPoolExecutor(threads) as pool:
             results = [r for part in pool.map(run, chunks) for r in part]
