@@ -141,3 +141,30 @@ def test_store_is_in_the_background_and_waited_for(tmp_path: Path, cache_dir: Pa
     BTF.from_file(path)
     again = BTF.from_file(path)  # joins the pending write of the same entry, then hits
     assert again.from_cache and index_cache.stats["stores"] == stores + 1
+
+
+def test_archives_are_cached_without_unpacking_again(tmp_path: Path, cache_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import lzma
+    import tarfile
+
+    from corebpf.btf import archive
+
+    blob = big_btf()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("5.4.0-test.btf")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    path = tmp_path / "5.4.0-test.btf.tar.xz"
+    path.write_bytes(lzma.compress(buf.getvalue()))
+    first = BTF.from_file(path)
+    index_cache.wait()
+    assert not first.from_cache and first.raw == blob
+    unpacked = []
+    real = archive.unpack_archive
+    monkeypatch.setattr(archive, "unpack_archive", lambda *a, **k: unpacked.append(1) or real(*a, **k))
+    second = BTF.from_file(path)
+    assert second.from_cache and second.raw == blob and unpacked == []
+    assert second.find("s2999").size == 8

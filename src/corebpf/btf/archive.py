@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import os
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -18,7 +19,7 @@ from ..errors import BTFError
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import BTF
 
-__all__ = ["open_btf_file", "read_file", "elf_section", "unpack_archive", "MAX_DECOMPRESSED"]
+__all__ = ["open_btf_file", "read_file", "elf_section", "unpack_archive", "extract_btf", "MAX_DECOMPRESSED"]
 
 #: Refuse archives that decompress to more than this (vmlinux BTF is ~5-10 MiB).
 MAX_DECOMPRESSED = 1 << 30
@@ -88,36 +89,54 @@ def unpack_archive(data: bytes, source: str = "<archive>") -> bytes:
     return data
 
 
-def open_btf_file(cls: "type[BTF]", path: Path, base: "Optional[BTF]", *, cache: bool = True) -> "BTF":
-    """Open any supported BTF file (see the module docstring)."""
-    source = str(path)
-    if cache:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError as e:
-            raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from e
-        if head[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
-            from .index_cache import open_cached
+#: ELF files smaller than this are parsed directly (BPF objects); larger ones (vmlinux images) go
+#: through the index cache like raw BTF and BTFHub archives do.
+CACHE_MIN_ELF_SIZE = 1 << 20
 
-            return open_cached(cls, path, base)
-    data = read_file(path)
+
+def _sniff(path: Path) -> tuple[bytes, int]:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(262)
+            return head, os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from e
+
+
+def _is_archive(head: bytes) -> bool:
+    return head.startswith(_XZ_MAGIC) or (len(head) > 261 and head[257:262] == b"ustar")
+
+
+def extract_btf(data: bytes, source: str) -> bytes:
+    """The raw BTF blob inside a file's bytes: raw BTF as is, an ELF's ``.BTF``, an archive's member."""
     if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
-        btf = cls(data, base, source=source)
-    elif data[:4] == b"\x7fELF":
+        return data
+    if data[:4] == b"\x7fELF":
         sec = elf_section(data, ".BTF", source=source)
         if sec is None:
             raise BTFError(f"{source}: ELF file has no .BTF section (built without BTF? "
                            "vmlinux needs CONFIG_DEBUG_INFO_BTF, objects clang -g)")
-        btf = cls(sec, base, source=source)
-    elif data.startswith(_XZ_MAGIC) or (len(data) > 262 and data[257:262] == b"ustar"):
+        return sec
+    if _is_archive(data[:262]):
         inner = unpack_archive(data, source)
         if inner[:4] == b"\x7fELF":
             sec = elf_section(inner, ".BTF", source=source)
             if sec is None:
                 raise BTFError(f"{source}: archived ELF file has no .BTF section")
-            inner = sec
-        btf = cls(inner, base, source=source)
-    else:
-        raise BTFError(f"{source}: not BTF, ELF or an xz/tar archive of BTF (starts with {data[:8].hex()})")
-    return btf
+            return sec
+        return inner
+    raise BTFError(f"{source}: not BTF, ELF or an xz/tar archive of BTF (starts with {data[:8].hex()})")
+
+
+def open_btf_file(cls: "type[BTF]", path: Path, base: "Optional[BTF]", *, cache: bool = True) -> "BTF":
+    """Open any supported BTF file (see the module docstring)."""
+    source = str(path)
+    if cache:
+        head, size = _sniff(path)
+        raw = head[:2] in (b"\x9f\xeb", b"\xeb\x9f")
+        big_elf = head[:4] == b"\x7fELF" and size >= CACHE_MIN_ELF_SIZE
+        if raw or big_elf or _is_archive(head):
+            from .index_cache import open_cached
+
+            return open_cached(cls, path, base, None if raw else (lambda data: extract_btf(data, source)))
+    return cls(extract_btf(read_file(path), source), base, source=source)

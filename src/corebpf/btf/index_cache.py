@@ -6,11 +6,12 @@ Opening through the cache costs a ``stat``, a few small ``pread``s of the source
 key), an ``mmap`` of the entry and a checksum of the index arrays: no parsing, and the blob is
 paged in only where types are actually decoded.
 
-The key is cheap and content-based: size and mtime of the source plus a hash of its header and
-of blocks sampled across it (and the key of the base BTF for split BTF). A changed file changes
-its mtime or size, or at least its sampled content. The sampled blocks of the cached copy are
-compared with the source's too, and the index arrays carry a checksum, so a damaged entry is
-noticed and the file is parsed again. Entries are written by a background thread (the open does
+The key is cheap and content-based: size, mtime and inode of the source plus a hash of its header
+and of blocks sampled across it (and the key of the base BTF for split BTF). A changed file
+changes its mtime or size, or at least its sampled content. The entry records a digest of sampled
+blocks of its blob copy and a checksum of its index arrays, so a damaged entry is noticed and the
+file is parsed again. Sources may be raw BTF, ELF files (vmlinux images) or BTFHub archives: the
+entry holds the extracted BTF, so a hit skips decompression too. Entries are written by a background thread (the open does
 not wait; :func:`wait` does) to a temporary file that is then renamed; a cache that cannot be
 written (read-only FS, no home) is silently skipped (``stats["store_errors"]``).
 
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
@@ -40,9 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["cache_dir", "cache_key", "open_cached", "stats", "clear", "wait"]
 
 _MAGIC = b"CBTFIDX1"
-_VERSION = 2
-# magic, version, flags, key (32), data_len, n_types, n_odd, n_keys, checksum, data_off, arrays_off
-_HEAD = struct.Struct("<8sII32sQIIIIQQ")
+_VERSION = 3
+# magic, version, flags, key (32), blob digest (32), data_len, n_types, n_odd, n_keys, checksum, data_off,
+# arrays_off
+_HEAD = struct.Struct("<8sII32s32sQIIIIQQ")
 _SAMPLES = 16
 _SAMPLE_SIZE = 512
 
@@ -94,8 +96,8 @@ def _content_digest_bytes(data, size: int) -> bytes:
     return _digest_blocks(lambda off, n: bytes(data[off:off + n]), size)
 
 
-def cache_key(path: Path, base: "Optional[BTF]") -> tuple[bytes, bytes, int]:
-    """(key, content digest, size) of a raw BTF file: stat data + sampled content (+ base's key)."""
+def cache_key(path: Path, base: "Optional[BTF]") -> tuple[bytes, int]:
+    """(key, file size) of a BTF source file: stat data + sampled content (+ the base's key)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
@@ -107,7 +109,7 @@ def cache_key(path: Path, base: "Optional[BTF]") -> tuple[bytes, bytes, int]:
     h.update(digest)
     if base is not None:
         h.update(getattr(base, "_cache_key", b"") or hashlib.blake2b(base.raw[:4096]).digest())
-    return h.digest(), digest, st.st_size
+    return h.digest(), st.st_size
 
 
 def _entry_path(path: Path, key: bytes) -> Path:
@@ -122,7 +124,8 @@ def _checksum(*arrays: np.ndarray) -> int:
     return c
 
 
-def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[mmap.mmap, TypeIndex]]:
+def _load(entry: Path, key: bytes) -> Optional[tuple[mmap.mmap, TypeIndex, int]]:
+    """(mmap, index, blob length) of a valid entry for ``key``, else None."""
     try:
         with open(entry, "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -132,16 +135,15 @@ def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[m
         if len(mm) < _HEAD.size:
             return None
         tail = len(mm) - _HEAD.size
-        (magic, version, flags, ekey, data_len, n, n_odd, n_keys, csum, data_off,
+        (magic, version, flags, ekey, blob_digest, data_len, n, n_odd, n_keys, csum, data_off,
          arr_off) = _HEAD.unpack_from(mm, tail)
-        if magic != _MAGIC or version != _VERSION or flags or ekey != key or data_len != size or data_off:
+        if magic != _MAGIC or version != _VERSION or flags or ekey != key or data_off:
             return None
         n32 = 3 * n + n_odd + n_keys
         keys_off = (arr_off + 4 * n32 + 7) & ~7
         if data_len > arr_off or arr_off % 8 or keys_off + 8 * n_keys != tail:
             return None
-        data = memoryview(mm)[data_off:data_off + data_len]
-        if _content_digest_bytes(data, size) != digest:
+        if _content_digest_bytes(memoryview(mm)[:data_len], data_len) != blob_digest:
             return None
         arrays = np.frombuffer(mm, dtype="<u4", count=n32, offset=arr_off)
         keys = np.frombuffer(mm, dtype="<u8", count=n_keys, offset=keys_off)
@@ -149,12 +151,13 @@ def _load(entry: Path, key: bytes, digest: bytes, size: int) -> Optional[tuple[m
             return None
         offsets, sorted_offs, order = arrays[:n], arrays[n:2 * n], arrays[2 * n:3 * n]
         odd, key_order = arrays[3 * n:3 * n + n_odd], arrays[3 * n + n_odd:]
-        if n and (offsets[0] != 0 or np.any(offsets[1:] <= offsets[:-1])):
+        if n and (offsets[0] != 0 or np.any(offsets[1:] <= offsets[:-1]) or int(offsets[-1]) * 4 >= data_len):
             return None
         if n_keys and int(key_order.max()) >= n:
             return None
-        return mm, TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd,
-                             keys_sorted=keys, key_order=key_order)
+        index = TypeIndex(offsets=offsets, name_offs_sorted=sorted_offs, order=order, odd=odd,
+                          keys_sorted=keys, key_order=key_order)
+        return mm, index, data_len
     except (ValueError, struct.error):
         return None
 
@@ -171,8 +174,8 @@ def _store(entry: Path, key: bytes, btf: "BTF") -> None:
     n32 = sum(len(a) for a in arrays)
     arr_off = (len(data) + 7) & ~7
     keys_off = (arr_off + 4 * n32 + 7) & ~7
-    trailer = _HEAD.pack(_MAGIC, _VERSION, 0, key, len(data), len(idx), len(idx.odd), len(keys),
-                         _checksum(*arrays, keys), 0, arr_off)
+    trailer = _HEAD.pack(_MAGIC, _VERSION, 0, key, _content_digest_bytes(data, len(data)), len(data), len(idx),
+                         len(idx.odd), len(keys), _checksum(*arrays, keys), 0, arr_off)
     entry.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
     try:
@@ -201,21 +204,26 @@ def _store(entry: Path, key: bytes, btf: "BTF") -> None:
                 pass
 
 
-def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]") -> "BTF":
-    """Open raw BTF at ``path`` through the index cache (parsing and storing on a miss)."""
+def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]",
+                extract: Optional[Callable[[bytes], bytes]] = None) -> "BTF":
+    """Open the BTF in file ``path`` through the index cache (parsing and storing on a miss).
+
+    ``extract`` turns the file's bytes into the BTF blob (an ELF ``.BTF`` section, an archive's
+    member); a hit skips it, so cached vmlinux images and BTFHub archives are not unpacked again.
+    """
     from .archive import read_file
 
     try:
-        key, digest, size = cache_key(path, base)
+        key, _size = cache_key(path, base)
     except OSError as e:
         raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from e
     entry = _entry_path(path, key)
     _join(entry)  # an entry this process is still writing
-    hit = _load(entry, key, digest, size)
+    hit = _load(entry, key)
     if hit is not None:
-        mm, index = hit
+        mm, index, length = hit
         try:
-            btf = cls(mm, base, index=index, source=str(path), length=size)
+            btf = cls(mm, base, index=index, source=str(path), length=length)
         except BTFError:
             btf = None  # a damaged entry: parse the source instead
             stats["rejected"] += 1
@@ -226,9 +234,14 @@ def open_cached(cls: "type[BTF]", path: Path, base: "Optional[BTF]") -> "BTF":
             return btf
     stats["misses"] += 1
     data = read_file(path)
-    btf = cls(data, base, source=str(path))
+    blob = extract(data) if extract is not None else data
+    btf = cls(blob, base, source=str(path))
     btf._cache_key = key  # type: ignore[attr-defined]
-    if _content_digest_bytes(data, len(data)) == digest:  # the file did not change while we read it
+    try:
+        unchanged = cache_key(path, base)[0] == key  # the file did not change while we read it
+    except OSError:
+        unchanged = False
+    if unchanged:
         _store_in_background(entry, key, btf)
     return btf
 
