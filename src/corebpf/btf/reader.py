@@ -153,7 +153,11 @@ class BTF:
     @classmethod
     def from_file(cls, path: "str | os.PathLike[str]", base: Optional["BTF"] = None, *, cache: bool = True) -> "BTF":
         """Open raw BTF, an ELF file's ``.BTF`` section (objects, vmlinux images) or a BTFHub
-        ``.btf.tar.xz``/``.btf.xz``. Raw BTF files use the on-disk index cache unless ``cache=False``."""
+        ``.btf.tar.xz``/``.btf.xz`` (the format is told by the first bytes).
+
+        Raw BTF, vmlinux-sized ELF images and archives go through the on-disk index cache unless
+        ``cache=False`` (see :mod:`corebpf.btf.index_cache`); small ELF objects are parsed directly.
+        """
         from .archive import open_btf_file
 
         return open_btf_file(cls, Path(path), base, cache=cache)
