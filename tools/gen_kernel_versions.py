@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Generate ``src/corebpf/analysis/kernel_versions.json`` from bcc's ``kernel-versions.md``.
+
+    python tools/gen_kernel_versions.py [../shared/reference/kernel-versions.md]
+
+The markdown tables (program types, map types, helpers, main features) are parsed as they are; bcc's
+table lacks several things ``corebpf inspect``/``compat`` need (attach types, ISA levels, BTF kinds,
+kfunc support, newer map/program types and features), so ``EXTRA`` below adds them by hand, each
+with the kernel commit or release that introduced it (``source``). Entries from the markdown carry
+the commit link bcc gives. Re-run after updating the markdown; the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MD = ROOT.parent / "shared" / "reference" / "kernel-versions.md"
+OUT = ROOT / "src" / "corebpf" / "analysis" / "kernel_versions.json"
+
+_VERSION = re.compile(r"^\s*(\d+)\.(\d+)")
+_COMMIT = re.compile(r"\[`([0-9a-f]+)`\]")
+
+# What bcc's table does not list. Sources: the kernel commit (or release notes) that added it.
+EXTRA: dict[str, dict[str, dict[str, str]]] = {
+    "prog_types": {
+        "NETFILTER": {"version": "6.4", "source": "kernel commit fd9c663b9ad6 (bpf: minimal support for programs hooked into netfilter framework)"},
+    },
+    "helpers": {
+        # bcc's table spells it bpf_skc_to_mctcp_sock (a typo)
+        "bpf_skc_to_mptcp_sock": {"version": "5.19", "source": "kernel commit 3bc253c2e652 (bpf: Add bpf_skc_to_mptcp_sock_proto)"},
+    },
+    "map_types": {
+        "CGRP_STORAGE": {"version": "6.2", "source": "kernel commit c4bcfb38a95e (bpf: Implement cgroup storage available to non-cgroup-attached bpf progs)"},
+        "ARENA": {"version": "6.9", "source": "kernel commit 317460317a02 (bpf: Introduce bpf_arena)"},
+    },
+    "attach_types": {
+        # expected_attach_type values: when the kernel first accepted them
+        "CGROUP_INET_INGRESS": {"version": "4.10", "source": "kernel commit 0e33661de493 (bpf: add new prog type for cgroup socket filtering)"},
+        "CGROUP_INET_EGRESS": {"version": "4.10", "source": "kernel commit 0e33661de493"},
+        "CGROUP_INET_SOCK_CREATE": {"version": "4.10", "source": "kernel commit 610236587600 (bpf: Add new cgroup attach type to enable sock modifications)"},
+        "CGROUP_SOCK_OPS": {"version": "4.13", "source": "kernel commit 40304b2a1567"},
+        "SK_SKB_STREAM_PARSER": {"version": "4.14", "source": "kernel commit b005fd189cec"},
+        "SK_SKB_STREAM_VERDICT": {"version": "4.14", "source": "kernel commit b005fd189cec"},
+        "CGROUP_DEVICE": {"version": "4.15", "source": "kernel commit ebc614f68736"},
+        "SK_MSG_VERDICT": {"version": "4.17", "source": "kernel commit 4f738adba30a"},
+        "CGROUP_INET4_BIND": {"version": "4.17", "source": "kernel commit 4fbac77d2d09"},
+        "CGROUP_INET6_BIND": {"version": "4.17", "source": "kernel commit 4fbac77d2d09"},
+        "CGROUP_INET4_CONNECT": {"version": "4.17", "source": "kernel commit d74bad4e74ee"},
+        "CGROUP_INET6_CONNECT": {"version": "4.17", "source": "kernel commit d74bad4e74ee"},
+        "CGROUP_INET4_POST_BIND": {"version": "4.17", "source": "kernel commit aac3fc320d94"},
+        "CGROUP_INET6_POST_BIND": {"version": "4.17", "source": "kernel commit aac3fc320d94"},
+        "CGROUP_UDP4_SENDMSG": {"version": "4.18", "source": "kernel commit 1cedee13d25a"},
+        "CGROUP_UDP6_SENDMSG": {"version": "4.18", "source": "kernel commit 1cedee13d25a"},
+        "LIRC_MODE2": {"version": "4.18", "source": "kernel commit f4364dcfc86d"},
+        "FLOW_DISSECTOR": {"version": "4.20", "source": "kernel commit d58e468b1112"},
+        "CGROUP_SYSCTL": {"version": "5.2", "source": "kernel commit 7b146cebe30c"},
+        "CGROUP_UDP4_RECVMSG": {"version": "5.2", "source": "kernel commit 983695fa6765"},
+        "CGROUP_UDP6_RECVMSG": {"version": "5.2", "source": "kernel commit 983695fa6765"},
+        "CGROUP_GETSOCKOPT": {"version": "5.3", "source": "kernel commit 0d01da6afc54"},
+        "CGROUP_SETSOCKOPT": {"version": "5.3", "source": "kernel commit 0d01da6afc54"},
+        "TRACE_RAW_TP": {"version": "5.5", "source": "kernel commit f1b9509c2fb0 (tp_btf: BTF-enabled raw tracepoints)"},
+        "TRACE_FENTRY": {"version": "5.5", "source": "kernel commit fec56f5890d9 (bpf: Introduce BPF trampoline)"},
+        "TRACE_FEXIT": {"version": "5.5", "source": "kernel commit fec56f5890d9"},
+        "MODIFY_RETURN": {"version": "5.7", "source": "kernel commit ae24082331d9 (bpf: Introduce BPF_MODIFY_RETURN)"},
+        "LSM_MAC": {"version": "5.7", "source": "kernel commit fc611f47f218"},
+        "TRACE_ITER": {"version": "5.8", "source": "kernel commit 180139dca8b3"},
+        "CGROUP_INET4_GETPEERNAME": {"version": "5.8", "source": "kernel commit 1b66d253610c"},
+        "CGROUP_INET6_GETPEERNAME": {"version": "5.8", "source": "kernel commit 1b66d253610c"},
+        "CGROUP_INET4_GETSOCKNAME": {"version": "5.8", "source": "kernel commit 1b66d253610c"},
+        "CGROUP_INET6_GETSOCKNAME": {"version": "5.8", "source": "kernel commit 1b66d253610c"},
+        "XDP_DEVMAP": {"version": "5.8", "source": "kernel commit fbee97feed9b"},
+        "CGROUP_INET_SOCK_RELEASE": {"version": "5.9", "source": "kernel commit f5836749c9c0"},
+        "XDP_CPUMAP": {"version": "5.9", "source": "kernel commit 92164774a5a3"},
+        "SK_LOOKUP": {"version": "5.9", "source": "kernel commit e9ddbb7707ff"},
+        "XDP": {"version": "5.9", "source": "kernel commit aa8d3a716b59 (bpf, xdp: Add bpf_link-based XDP attachment API)"},
+        "SK_SKB_VERDICT": {"version": "5.13", "source": "kernel commit a7ba4558e69a"},
+        "SK_REUSEPORT_SELECT": {"version": "5.14", "source": "kernel commit d5e4ddaeb6ab"},
+        "SK_REUSEPORT_SELECT_OR_MIGRATE": {"version": "5.14", "source": "kernel commit d5e4ddaeb6ab"},
+        "PERF_EVENT": {"version": "5.15", "source": "kernel commit b89fbfbb854c (bpf: Implement minimal BPF perf link)"},
+        "TRACE_KPROBE_MULTI": {"version": "5.18", "source": "kernel commit 0dcac2725406 (bpf: Add multi kprobe link)"},
+        "LSM_CGROUP": {"version": "6.0", "source": "kernel commit 69fd337a975c (bpf: per-cgroup lsm flavor)"},
+        "STRUCT_OPS": {"version": "6.4", "source": "kernel commit 68b04864ca42 (bpf: Create links for BPF struct_ops maps)"},
+        "NETFILTER": {"version": "6.4", "source": "kernel commit 84601d6ee68a (bpf: add bpf_link support for BPF_NETFILTER programs)"},
+        "TCX_INGRESS": {"version": "6.6", "source": "kernel commit e420bed02507 (bpf: Add fd-based tcx multi-prog infra with link support)"},
+        "TCX_EGRESS": {"version": "6.6", "source": "kernel commit e420bed02507"},
+        "TRACE_UPROBE_MULTI": {"version": "6.6", "source": "kernel commit 89ae89f53d20 (bpf: Add multi uprobe link)"},
+        "CGROUP_UNIX_CONNECT": {"version": "6.7", "source": "kernel commit 859051dd165e (bpf: Implement cgroup sockaddr hooks for unix sockets)"},
+        "CGROUP_UNIX_SENDMSG": {"version": "6.7", "source": "kernel commit 859051dd165e"},
+        "CGROUP_UNIX_RECVMSG": {"version": "6.7", "source": "kernel commit 859051dd165e"},
+        "CGROUP_UNIX_GETPEERNAME": {"version": "6.7", "source": "kernel commit 859051dd165e"},
+        "CGROUP_UNIX_GETSOCKNAME": {"version": "6.7", "source": "kernel commit 859051dd165e"},
+        "NETKIT_PRIMARY": {"version": "6.7", "source": "kernel commit 35dfaad7188c (netkit, bpf: Add bpf programmable net device)"},
+        "NETKIT_PEER": {"version": "6.7", "source": "kernel commit 35dfaad7188c"},
+        "TRACE_KPROBE_SESSION": {"version": "6.10", "source": "kernel commit 535a3692ba72 (bpf: Add support for kprobe session attach)"},
+        "TRACE_UPROBE_SESSION": {"version": "6.13", "source": "kernel commit d920179b3d48 (bpf: Add support for uprobe multi session attach)"},
+    },
+    "isa": {
+        "cpu_v2": {"version": "4.14", "source": "kernel commit 92b31a9af73b (bpf: add BPF_J{LT,LE,SLT,SLE} instructions); clang -mcpu=v2"},
+        "alu32": {"version": "5.1", "source": "kernel commit 7f6e4312e15a (bpf: verifier: 32-bit sub-register tracking); clang -mcpu=v3 / -mattr=+alu32"},
+        "jmp32": {"version": "5.1", "source": "kernel commit 092ed0968bb6 (bpf: verifier support JMP32); clang -mcpu=v3"},
+        "atomic_add": {"version": "4.1", "source": "BPF_XADD exists since the eBPF ISA (kernel 3.18/4.1 JITs)"},
+        "atomic_fetch": {"version": "5.12", "source": "kernel commit 5ffa25502b5a (bpf: Add instructions for atomic_[cmp]xchg) and 981f94c3e921 (BPF_FETCH), 5.12"},
+        "atomic_bitwise": {"version": "5.12", "source": "kernel commit 981f94c3e921 (bpf: Add bitwise atomic instructions)"},
+        "cpu_v4": {"version": "6.6", "source": "kernel commits 1f9a1ea821ff (sign-extension loads), 8100928c8814 (movsx), 0845c3db7bf5 (bswap), ec0e2da95f72 (sdiv/smod), 4cd58e9af8b9 (gotol): 6.6; clang -mcpu=v4"},
+        "load_acquire_store_release": {"version": "6.15", "source": "kernel commit 880442305a39 (bpf: Introduce load-acquire and store-release instructions)"},
+        "may_goto": {"version": "6.9", "source": "kernel commit 011832b97b31 (bpf: Introduce may_goto instruction)"},
+        "addr_space_cast": {"version": "6.9", "source": "kernel commit 6082b6c328b5 (bpf: Recognize addr_space_cast instruction in the verifier)"},
+        "bpf2bpf_calls": {"version": "4.16", "source": "kernel commit cc8b0b92a169 (bcc: bpf2bpf function calls)"},
+        "callbacks": {"version": "5.13", "source": "kernel commit 69c087ba6225 (bpf: Add bpf_for_each_map_elem() helper; BPF_PSEUDO_FUNC)"},
+    },
+    "btf_kinds": {
+        "INT": {"version": "4.18", "source": "kernel commit 69b693f0aefa (bpf: btf: Introduce BPF Type Format)"},
+        "PTR": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "ARRAY": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "STRUCT": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "UNION": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "ENUM": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "FWD": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "TYPEDEF": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "VOLATILE": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "CONST": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "RESTRICT": {"version": "4.18", "source": "kernel commit 69b693f0aefa"},
+        "FUNC": {"version": "5.0", "source": "kernel commit 2667a2626f4d (bpf: btf: Add BTF_KIND_FUNC and BTF_KIND_FUNC_PROTO)"},
+        "FUNC_PROTO": {"version": "5.0", "source": "kernel commit 2667a2626f4d"},
+        "VAR": {"version": "5.2", "source": "kernel commit 1dc92851849c (bpf: kernel side support for BTF Var and DataSec)"},
+        "DATASEC": {"version": "5.2", "source": "kernel commit 1dc92851849c"},
+        "FLOAT": {"version": "5.13", "source": "kernel commit b1828f0b04828 (bpf: Add BTF_KIND_FLOAT support)"},
+        "DECL_TAG": {"version": "5.16", "source": "kernel commit b5ea834dde6b (bpf: Support for new btf kind BTF_KIND_TAG)"},
+        "TYPE_TAG": {"version": "5.17", "source": "kernel commit 8c42d2fa4eea (bpf: Support BTF_KIND_TYPE_TAG for btf_type_tag attributes)"},
+        "ENUM64": {"version": "6.0", "source": "kernel commit 6089fb325cf7 (bpf: Add btf enum64 support)"},
+    },
+    "features": {
+        "global_data": {"version": "5.2", "source": "kernel commit d8eca5bbb2be (bpf: implement lookup-free direct value access for maps): .data/.rodata/.bss maps"},
+        "map_freeze": {"version": "5.2", "source": "kernel commit 87df15de441b (bpf: add syscall side map freeze support): frozen .rodata"},
+        "bounded_loops": {"version": "5.3", "source": "kernel commit 2589726d12a1"},
+        "kfunc_calls": {"version": "5.13", "source": "kernel commit e6ac2450d6de (bpf: Support bpf program calling kernel function)"},
+        "kfunc_module_calls": {"version": "5.18", "source": "kernel commit 2357672c54c3 (bpf: Introduce BPF support for kernel module function calls; fd_array), 5.16-5.18"},
+        "ksym_typed_vars": {"version": "5.10", "source": "kernel commit 4976b718c355 (bpf: Introduce pseudo_btf_id)"},
+        "ksym_module_vars": {"version": "5.18", "source": "kernel commit 9492450fd287 (bpf: Allow bpf prog to reference kernel module BTF via BTF ID)"},
+        "sleepable": {"version": "5.10", "source": "kernel commit 1e6c62a88215"},
+        "bpf_cookie": {"version": "5.15", "source": "kernel commit 82e6b1eee6a8 (bpf: Allow to specify user-provided bpf_cookie for BPF perf links)"},
+        "bpf_token": {"version": "6.9", "source": "kernel commit 35f96de04127 (bpf: Introduce BPF token object)"},
+        "arena": {"version": "6.9", "source": "kernel commit 317460317a02 (bpf: Introduce bpf_arena)"},
+        "core_type_matches": {"version": "0.0", "source": "CO-RE TYPE_MATCHES relocations are resolved by the loader (libbpf >= 1.0, commit 633e7ceb2cbb); no kernel requirement"},
+        "kconfig_externs": {"version": "0.0", "source": "resolved by the loader from the kernel config (libbpf 0.0.7); needs global data maps (5.2)"},
+        "tcx": {"version": "6.6", "source": "kernel commit e420bed02507 (bpf: Add fd-based tcx multi-prog infra with link support)"},
+        "netkit": {"version": "6.7", "source": "kernel commit 35dfaad7188c"},
+        "uprobe_multi": {"version": "6.6", "source": "kernel commit 89ae89f53d20"},
+        "kprobe_multi": {"version": "5.18", "source": "kernel commit 0dcac2725406"},
+        "struct_ops_link": {"version": "6.4", "source": "kernel commit 68b04864ca42"},
+    },
+    # kfuncs: the release that first exported each (kernel BTF is the real test: `compat` checks it)
+    "kfuncs": {
+        "bpf_rcu_read_lock": {"version": "6.2", "source": "kernel commit 9bb00b2895cb (bpf: Add kfunc bpf_rcu_read_lock/unlock())"},
+        "bpf_rcu_read_unlock": {"version": "6.2", "source": "kernel commit 9bb00b2895cb"},
+        "bpf_task_acquire": {"version": "6.2", "source": "kernel commit 90660309b0c7 (bpf: Add kfuncs for storing struct task_struct * as a kptr)"},
+        "bpf_task_release": {"version": "6.2", "source": "kernel commit 90660309b0c7"},
+        "bpf_task_from_pid": {"version": "6.2", "source": "kernel commit 3f0e6f2b41d3 (bpf: Add bpf_task_from_pid() kfunc)"},
+        "bpf_cgroup_acquire": {"version": "6.2", "source": "kernel commit fda01efc6160 (bpf: Enable cgroups to be used as kptrs)"},
+        "bpf_cgroup_release": {"version": "6.2", "source": "kernel commit fda01efc6160"},
+        "bpf_obj_new_impl": {"version": "6.2", "source": "kernel commit 958cf2e273f0 (bpf: Introduce bpf_obj_new)"},
+        "bpf_obj_drop_impl": {"version": "6.2", "source": "kernel commit ac9f06050a35 (bpf: Introduce bpf_obj_drop)"},
+        "bpf_cast_to_kern_ctx": {"version": "6.2", "source": "kernel commit fd264ca02094 (bpf: Add a kfunc to type cast from bpf uapi ctx to kernel ctx)"},
+        "bpf_rdonly_cast": {"version": "6.2", "source": "kernel commit a35b9af4ec2c (bpf: Add a kfunc for generic type cast)"},
+        "bpf_cpumask_create": {"version": "6.3", "source": "kernel commit 516f4d3397c9 (bpf: Enable cpumasks to be queried and used as kptrs)"},
+        "bpf_dynptr_from_skb": {"version": "6.4", "source": "kernel commit b5964b968ac6 (bpf: Add skb dynptrs)"},
+        "bpf_iter_num_new": {"version": "6.4", "source": "kernel commit 6018e1f407cc (bpf: implement numbers iterator)"},
+        "bpf_map_sum_elem_count": {"version": "6.6", "source": "kernel commit 7791e48ad8a5 (bpf: make it possible to access map elements count)"},
+        "bpf_get_file_xattr": {"version": "6.8", "source": "kernel commit ac9c05e0e453 (bpf: Add kfunc bpf_get_file_xattr)"},
+        "bpf_arena_alloc_pages": {"version": "6.9", "source": "kernel commit 317460317a02"},
+        "bpf_session_is_return": {"version": "6.10", "source": "kernel commit 535a3692ba72"},
+    },
+}
+
+
+def _version(cell: str) -> str | None:
+    m = _VERSION.match(cell)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def _rows(lines: list[str], start: str) -> list[list[str]]:
+    """The rows of the first table after the heading line ``start``."""
+    try:
+        i = next(n for n, line in enumerate(lines) if line.strip() == start)
+    except StopIteration:
+        raise SystemExit(f"heading {start!r} not found in the markdown")
+    rows: list[list[str]] = []
+    in_table = False
+    for line in lines[i + 1:]:
+        if line.startswith("#") and in_table:
+            break
+        if "|" not in line:
+            if in_table and line.strip() == "":
+                break
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if all(set(c) <= set("-: ") for c in cells):
+            in_table = True
+            continue
+        if in_table:
+            rows.append(cells)
+    return rows
+
+
+def _source(cell: str) -> str:
+    m = _COMMIT.search(cell)
+    return f"bcc kernel-versions.md, kernel commit {m.group(1)}" if m else "bcc kernel-versions.md"
+
+
+def parse(md: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The tables of ``kernel-versions.md`` as {table: {name: {"version", "source"[, ...]}}}."""
+    lines = md.splitlines()
+    out: dict[str, dict[str, dict[str, str]]] = {k: {} for k in ("prog_types", "map_types", "helpers", "features")}
+    for cells in _rows(lines, "### Program types"):
+        if len(cells) >= 4 and cells[3].startswith("BPF_PROG_TYPE_") and _version(cells[1]):
+            out["prog_types"].setdefault(cells[3].removeprefix("BPF_PROG_TYPE_"),
+                                         {"version": _version(cells[1]), "source": _source(cells[2])})
+    for cells in _rows(lines, "### Map types"):
+        if len(cells) >= 4 and cells[3].startswith("BPF_MAP_TYPE_") and _version(cells[1]):
+            out["map_types"].setdefault(cells[3].removeprefix("BPF_MAP_TYPE_"),
+                                        {"version": _version(cells[1]), "source": _source(cells[2])})
+    for cells in _rows(lines, "## Helpers"):
+        m = re.match(r"`BPF_FUNC_(\w+)\(\)`", cells[0]) if cells else None
+        if m and len(cells) >= 2 and _version(cells[1]):
+            entry = {"version": _version(cells[1]), "source": _source(" ".join(cells[3:]))}
+            if len(cells) > 2 and cells[2]:
+                entry["license"] = cells[2]
+            out["helpers"].setdefault("bpf_" + m.group(1), entry)
+    for cells in _rows(lines, "## Main features"):
+        if len(cells) >= 2 and _version(cells[1]):
+            name = re.sub(r"[*`_]", "", cells[0]).strip()
+            out["features"].setdefault(name, {"version": _version(cells[1]), "source": _source(cells[2] if len(cells) > 2 else "")})
+    return out
+
+
+def generate(md: str) -> dict[str, object]:
+    """The JSON document: parsed tables merged with ``EXTRA`` (the markdown wins where both list a name)."""
+    data: dict[str, object] = {"_comment": "generated by tools/gen_kernel_versions.py from bcc's kernel-versions.md "
+                                           "plus hand-curated entries with their sources; do not edit"}
+    parsed = parse(md)
+    for table in sorted(set(parsed) | set(EXTRA)):
+        merged = dict(EXTRA.get(table, {}))
+        merged.update(parsed.get(table, {}))
+        data[table] = {k: merged[k] for k in sorted(merged)}
+    return data
+
+
+def main(argv: list[str]) -> int:
+    md_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_MD
+    data = generate(md_path.read_text())
+    OUT.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    counts = {k: len(v) for k, v in data.items() if isinstance(v, dict)}
+    print(f"wrote {OUT.relative_to(ROOT)}: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
