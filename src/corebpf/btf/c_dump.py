@@ -418,7 +418,7 @@ class CDumper:
             if cont_id == 0 or not named:
                 # the body will be written: its members' types need declarations first
                 inner = type_id if named else cont_id
-                kinds, offs = t.kinds, t.offs
+                kinds, offs, fwd = t.kinds, t.offs, self._fwd
                 emit_type = self._emit_type
                 for m in w[off + 4:off + 4 + 3 * (w[off + 1] & 0xFFFF):3]:
                     # pointers, qualifiers and arrays only pass the visit on: skip them here
@@ -426,7 +426,8 @@ class CDumper:
                     while k in _PASS and m:
                         m = w[offs[m] + (3 if k == ARRAY else 2)]
                         k = kinds[m]
-                    if emit[m] != _DONE:
+                    # a named struct/union already forward-declared needs nothing more here
+                    if emit[m] != _DONE and not (fwd[m] and (k == STRUCT or k == UNION)):
                         emit_type(m, inner)
             elif not self._fwd[type_id] and type_id != cont_id:
                 out.append(self._struct_fwd(type_id))
@@ -439,11 +440,15 @@ class CDumper:
             else:
                 emit[type_id] = _NOT
         elif kind == FUNC_PROTO:
-            self._emit_type(w[off + 2], cont_id)
-            p = off + 4
-            for _ in range(w[off + 1] & 0xFFFF):
-                self._emit_type(w[p], cont_id)
-                p += 2
+            kinds, offs, fwd = t.kinds, t.offs, self._fwd
+            for m in (w[off + 2], *w[off + 4:off + 4 + 2 * (w[off + 1] & 0xFFFF):2]):
+                # as for struct members: skip what only passes the visit on, or cannot need anything
+                k = kinds[m]
+                while k in _PASS and m:
+                    m = w[offs[m] + (3 if k == ARRAY else 2)]
+                    k = kinds[m]
+                if emit[m] != _DONE and not (fwd[m] and (k == STRUCT or k == UNION)):
+                    self._emit_type(m, cont_id)
 
     def _blacklisted(self, type_id: int) -> bool:
         # a compiler built-in: redefining it breaks compilation with another compiler
@@ -896,12 +901,32 @@ def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: 
     sys.setrecursionlimit(max(limit, 10000))  # type graphs nest deeper than Python's default
     try:
         out = dumper.out
-        order, kinds = dumper._order, rt.kinds
+        order, kinds, w, offs = dumper._order, rt.kinds, rt.words, rt.offs
         for tid in ids:
             if order[tid] == _DONE:
                 continue  # already ordered: dumping it again would write nothing
-            if kinds[tid] in _SILENT:
+            kind = kinds[tid]
+            if kind in _SILENT:
                 order[tid] = _DONE  # what ordering would do, without the call
+                continue
+            # shortcuts for what ordering would find has nothing to queue (most of the calls):
+            # a pointer to an ordered type or to a named struct/union, a function prototype or a
+            # qualifier whose types are all ordered
+            if kind == PTR:
+                target = w[offs[tid] + 2]
+                k = kinds[target]
+                if order[target] == _DONE or ((k == STRUCT or k == UNION) and w[offs[target]]):
+                    order[tid] = _DONE
+                    continue
+            elif kind == FUNC_PROTO:
+                off = offs[tid]
+                if order[w[off + 2]] == _DONE:
+                    for p in w[off + 4:off + 4 + 2 * (w[off + 1] & 0xFFFF):2]:
+                        if order[p] != _DONE:
+                            break
+                    else:
+                        continue
+            elif kind in _MODS and order[w[offs[tid] + 2]] == _DONE:
                 continue
             queue = dumper._queue = []
             dumper._order_type(tid, False)
