@@ -45,6 +45,9 @@ _LAZY = {
     "PerfBuffer": "corebpf.events",
     "UserRingBuffer": "corebpf.events",
     "Poller": "corebpf.events",
+    "links": "corebpf.links",
+    "Link": "corebpf.links",
+    "attach": "corebpf.links",
 }
 
 
@@ -63,10 +66,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import asm, features, inventory, node
+    from . import asm, features, inventory, links, node
     from .btf import BTF
     from .elf import ObjectSpec
     from .events import PerfBuffer, Poller, RingBuffer, UserRingBuffer
+    from .links import Link, attach
     from .loader import Object, load
     from .maps import Map, MapType
     from .programs import AttachType, Program, ProgType, TestRunResult

@@ -75,13 +75,17 @@ def tracefs_probe_link(program: Any, file: str, definition_fmt: str, event: str,
     return link  # the link's finalizer also runs at interpreter exit: no entry outlives us
 
 
+def kprobe_definition(func: str, offset: int = 0, retprobe: bool = False, maxactive: int = 0) -> str:
+    """The ``kprobe_events`` line for a probe (``{name}`` stands for the event's group/name)."""
+    kind = (f"r{maxactive}" if maxactive else "r") if retprobe else "p"
+    return f"{kind}:{{name}} {func}+{offset}" if offset else f"{kind}:{{name}} {func}"
+
+
 def _kprobe_tracefs(program: Any, func: str, offset: int, retprobe: bool, cookie: int, target: str,
                     maxactive: int) -> Link:
     event = _tracefs.unique_event_name("kretprobe" if retprobe else "kprobe", func)
-    kind = (f"r{maxactive}" if maxactive else "r") if retprobe else "p"
-    where = f"{func}+{offset}" if offset else func
-    return tracefs_probe_link(program, "kprobe_events", f"{kind}:{{name}} {where}", event, target, cookie,
-                              "tracefs")
+    return tracefs_probe_link(program, "kprobe_events", kprobe_definition(func, offset, retprobe, maxactive), event,
+                              target, cookie, "tracefs")
 
 
 def kprobe(program: Any, function: str, offset: int = 0, *, retprobe: bool = False, cookie: int = 0,
@@ -114,4 +118,4 @@ def ksyscall(program: Any, syscall: str, *, retprobe: bool = False, **kwargs: An
     return kprobe(program, syscall_function(syscall), retprobe=retprobe, **kwargs)
 
 
-__all__ = ["kprobe", "kretprobe", "ksyscall", "pmu_type", "pmu_config_bit", "tracefs_probe_link"]
+__all__ = ["kprobe", "kretprobe", "ksyscall", "kprobe_definition", "pmu_type", "pmu_config_bit", "tracefs_probe_link"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket as _socket
-from typing import Any, Optional
+from typing import Any
 
 from .._sys import ops
 from .._sys._generated import AttachType

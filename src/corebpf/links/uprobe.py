@@ -48,9 +48,14 @@ def _uprobe_tracefs(program: Any, path: str, offset: int, retprobe: bool, pid: O
     if pid is not None:
         raise CoreBPFError("tracefs uprobe_events cannot filter by pid (the uprobe PMU can)")
     event = _tracefs.unique_event_name("uretprobe" if retprobe else "uprobe", f"{path.rsplit('/', 1)[-1]}_{offset:x}")
+    return tracefs_probe_link(program, "uprobe_events", uprobe_definition(path, offset, retprobe, ref_ctr_offset),
+                              event, target, cookie, "tracefs")
+
+
+def uprobe_definition(path: str, offset: int, retprobe: bool = False, ref_ctr_offset: int = 0) -> str:
+    """The ``uprobe_events`` line for a probe (``{name}`` stands for the event's group/name)."""
     where = f"{path}:0x{offset:x}" + (f"(0x{ref_ctr_offset:x})" if ref_ctr_offset else "")
-    return tracefs_probe_link(program, "uprobe_events", f"{'r' if retprobe else 'p'}:{{name}} {where}", event, target,
-                              cookie, "tracefs")
+    return f"{'r' if retprobe else 'p'}:{{name}} {where}"
 
 
 def resolve(binary: str, function: Optional[str], offset: int = 0, pid: Optional[int] = None) -> tuple[str, int]:
@@ -146,4 +151,4 @@ def uprobe_multi(program: Any, binary: str, functions: Optional[Sequence[str]] =
     ], force=method)
 
 
-__all__ = ["uprobe", "uretprobe", "uprobe_multi", "resolve", "UPROBE_MULTI_RETURN"]
+__all__ = ["uprobe", "uretprobe", "uprobe_multi", "resolve", "uprobe_definition", "UPROBE_MULTI_RETURN"]
