@@ -168,3 +168,20 @@ def test_archives_are_cached_without_unpacking_again(tmp_path: Path, cache_dir: 
     second = BTF.from_file(path)
     assert second.from_cache and second.raw == blob and unpacked == []
     assert second.find("s2999").size == 8
+
+
+def test_damage_anywhere_in_the_blob_copy_is_caught(tmp_path: Path, cache_dir: Path) -> None:
+    """Not just in the sampled blocks: every byte of the cached BTF copy is covered by a checksum."""
+    path = tmp_path / "v.btf"
+    data = big_btf()
+    path.write_bytes(data)
+    BTF.from_file(path)
+    index_cache.wait()
+    (entry,) = entries(cache_dir)
+    for pos in (100, len(data) // 3 + 7, len(data) - 700):
+        blob = bytearray(entry.read_bytes())
+        blob[pos] ^= 0x01
+        entry.write_bytes(bytes(blob))
+        btf = BTF.from_file(path)
+        index_cache.wait()
+        assert not btf.from_cache and btf.raw == data
