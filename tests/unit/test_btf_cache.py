@@ -185,3 +185,32 @@ def test_damage_anywhere_in_the_blob_copy_is_caught(tmp_path: Path, cache_dir: P
         btf = BTF.from_file(path)
         index_cache.wait()
         assert not btf.from_cache and btf.raw == data
+
+
+def test_random_damage_never_gives_wrong_types(tmp_path: Path, cache_dir: Path) -> None:
+    """Hypothesis: flip any bytes of an entry; the open either falls back or returns the right types."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    path = tmp_path / "v.btf"
+    data = big_btf(300)
+    path.write_bytes(data)
+    want = [t.name for t in BTF.from_file(path, cache=False)]
+    BTF.from_file(path)
+    index_cache.wait()
+    (entry,) = entries(cache_dir)
+    pristine = entry.read_bytes()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.integers(min_value=0), st.integers(1, 255)), min_size=1, max_size=4))
+    def check(flips: list[tuple[int, int]]) -> None:
+        blob = bytearray(pristine)
+        for pos, x in flips:
+            blob[pos % len(blob)] ^= x
+        entry.write_bytes(bytes(blob))
+        btf = BTF.from_file(path)
+        index_cache.wait()
+        assert [t.name for t in btf] == want
+        assert btf.find("s299").size == 8
+
+    check()
