@@ -7,12 +7,18 @@ still contiguous in our mapping: a reader never copies to undo a wrap-around.
 
 Each record starts with an 8-byte header: a 32-bit length whose top bits are BUSY (reserved, not yet
 committed) and DISCARD (committed as dropped), and a page offset the kernel uses. Records are
-8-byte aligned. A consumer reads the producer position (an acquire load: on x86-64 and arm64 a plain
-aligned 8-byte load from the mapping followed by the dependent header load is enough here, as
-CPython performs both as separate memory reads in program order after the call boundary), walks the
-headers up to the first BUSY one, and publishes the new consumer position after the records are
-processed. That publication is what frees space for the producer and what re-arms the kernel's
-wakeups (it wakes the consumer only when a record is committed at the consumer position).
+8-byte aligned. A consumer reads the producer position, walks the headers up to the first BUSY one,
+and publishes the new consumer position after the records are processed. That publication frees
+space for the producer and re-arms the kernel's wakeups (it wakes the consumer only when a record
+is committed at the consumer position).
+
+Memory ordering: the kernel writes a header (BUSY) before it publishes the producer position, and
+clears BUSY with a release store. We read the producer position, then headers, then data, then
+store the consumer position, each as a plain aligned load/store from the mapping, separated by
+whole interpreter steps. On x86-64 (TSO) loads are not reordered with loads nor stores with
+earlier loads, so these plain accesses have the acquire/release semantics the protocol needs; on
+arm64 we rely, as the brief for this module accepts, on the BUSY check and on the distance between
+the accesses (CPython gives no fence instruction without a C extension).
 """
 
 from __future__ import annotations
