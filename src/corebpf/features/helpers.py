@@ -22,6 +22,8 @@ from .progs import ProgVariant, resolve_target
 # warning, or trace_printk's buffer set-up), so they are not probed by default.
 SIDE_EFFECT_HELPERS = frozenset({"trace_printk", "trace_vprintk", "probe_write_user"})
 
+# The kernel returns EINVAL with one of these lines when the helper does not exist or is not
+# available to the program type; any other failure happened after the helper lookup.
 MISSING_MARKERS = (b"invalid func ", b"unknown func ", b"program of this type cannot use helper")
 
 
@@ -71,6 +73,7 @@ class _Prober:
                      ctypes.c_long(ctypes.sizeof(self.attr)))
 
     def probe(self, helper_id: int) -> tuple[bool, str]:
+        """``(accepted, the verifier's words when not)`` for one helper id."""
         self.imm.value = helper_id
         self.log[0] = b"\0"
         for _ in range(5):
@@ -81,13 +84,15 @@ class _Prober:
             err = ctypes.get_errno()
             if err not in (_errno.EAGAIN, _errno.EINTR):
                 break
+        if err not in (_errno.EINVAL, _errno.EPERM):
+            return True, ""  # the verifier got past the helper lookup (e.g. EACCES on an argument)
         log = self.log.value
         for marker in MISSING_MARKERS:
             pos = log.find(marker)
             if pos >= 0:
                 end = log.find(b"\n", pos)
                 return False, log[pos:end if end >= 0 else None].decode(errors="replace").strip()
-        if not log.strip() and err == _errno.EPERM:
+        if err == _errno.EPERM and not log.strip():
             return False, "EPERM (no verifier log)"
         return True, ""
 
