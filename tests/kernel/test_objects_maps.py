@@ -164,3 +164,14 @@ def test_per_cpu_struct_values_through_btf():
         assert all(v.e == 5 for v in samples[1])
         samples[2] = [{"a": cpu, "b": 0, "c": 0, "d": 0, "e": 0} for cpu in range(len(per_cpu))]
         assert [v.a for v in samples[2]] == list(range(len(per_cpu)))
+
+
+def test_optional_programs_load_only_on_request():
+    spec = ObjectSpec.from_file(CORPUS / "obj_optional.bpf.o")
+    opt = spec.programs["opt_on_request"]
+    assert opt.section == "xdp" and opt.elf_section == "?xdp" and not opt.autoload and opt.func_info
+    with spec.load() as obj:
+        assert set(obj.programs) == {"opt_always"}
+    opt.autoload = True
+    with spec.load() as obj:
+        assert obj.programs["opt_on_request"].test_run(PKT).return_value == XDP_DROP

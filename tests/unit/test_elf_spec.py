@@ -43,7 +43,7 @@ def _functions(path: Path) -> dict[str, tuple[str, bytes]]:
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_functions_match_pyelftools(obj: Path):
     spec = ObjectSpec.from_file(obj)
-    ours = {n: (p.section, p.instructions) for n, p in {**spec.programs, **spec.subprograms}.items()}
+    ours = {n: (p.elf_section, p.instructions) for n, p in {**spec.programs, **spec.subprograms}.items()}
     assert ours == _functions(obj)
     for p in spec.programs.values():
         assert not p.is_subprog and p.section != ".text"

@@ -44,10 +44,12 @@ def split_functions(elf: "ELFFile") -> list[ProgramSpec]:
         if not is_sub and sym.bind == STB_LOCAL:
             raise ELFError(f"{elf.source}: section {sec.name!r}: program {sym.name!r} is static, which libbpf "
                            f"does not support: make it a global function")
-        sdef = None if is_sub else match_section(sec.name)
+        # SEC("?xdp"): a program libbpf does not load unless asked (autoload off)
+        optional = not is_sub and sec.name.startswith("?")
+        sdef = None if is_sub else match_section(sec.name[1:] if optional else sec.name)
         ptype: ProgType | int = sdef.prog_type if sdef else ProgType.UNSPEC
         prog = ProgramSpec(
-            name=sym.name, section=sec.name, type=ptype,
+            name=sym.name, section=sec.name[1:] if optional else sec.name, type=ptype, elf_section=sec.name,
             instructions=bytes(sec.data[sym.value:sym.value + sym.size]),
             expected_attach_type=sdef.attach_type if sdef else None,
             attach_to=sdef.attach_target if sdef else "",
@@ -55,7 +57,7 @@ def split_functions(elf: "ELFFile") -> list[ProgramSpec]:
             section_offset=sym.value, section_index=sec.index, is_subprog=is_sub,
             global_symbol=sym.bind != STB_LOCAL,
             btf_static=sym.bind != STB_LOCAL and sym.visibility in (STV_HIDDEN, STV_INTERNAL),
-            section_def=sdef, attach_btf=bool(sdef and sdef.attach_btf))
+            section_def=sdef, attach_btf=bool(sdef and sdef.attach_btf), autoload=not optional)
         out.append(prog)
     out.sort(key=lambda p: (p.section_index, p.section_offset))
     _check_overlaps(elf, out)
@@ -93,7 +95,7 @@ def attach_ext_info(progs: list[ProgramSpec], ext: "BTFExt", lines: "dict[str, n
     it, ``ext.line_info`` records are used."""
     by_section: dict[str, list[ProgramSpec]] = {}
     for p in progs:
-        by_section.setdefault(p.section, []).append(p)
+        by_section.setdefault(p.elf_section or p.section, []).append(p)
     if lines is None:
         lines = {name: np.array([(r.insn_off, r.file_name_off, r.line_off, (r.line << 10) | (r.col & 0x3FF))
                                  for r in recs], dtype=np.uint32).reshape(-1, 4)

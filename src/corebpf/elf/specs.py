@@ -58,6 +58,8 @@ class ProgramSpec:
     """One function of the object: an entry program (in a ``SEC()``) or a ``.text`` subprogram.
 
     Editable before load: ``type``, ``expected_attach_type``, ``attach_to``, ``flags``, ``autoload``.
+    ``section`` is the section name as libbpf reports it: ``SEC("?xdp")`` gives section ``xdp`` with
+    ``autoload`` off (``elf_section`` keeps the ELF name).
     ``instructions`` are the function's own raw bytes as compiled; ``section_offset`` its byte offset
     in ``section``. CO-RE relocations, func_info and line_info carry byte offsets relative to the
     function start; ``line_info`` holds the kernel's ``bpf_line_info`` records as an (n, 4) uint32
@@ -83,6 +85,7 @@ class ProgramSpec:
     line_info: Any = field(default_factory=list)
     section_def: Optional["SectionDef"] = None
     attach_btf: bool = False
+    elf_section: str = ""
 
     @property
     def insn_count(self) -> int:
