@@ -499,7 +499,7 @@ class BTF:
         ``name___flavour`` one; the lowest id wins. Raises KeyError if there is none."""
         found = self.find_all(name, kind)
         if not found:
-            what = f"{kind.name} " if kind is not None else ""
+            what = f"{Kind(kind).name} " if kind is not None else ""
             raise KeyError(f"no {what}type named {name!r} in {self!r}")
         for t in found:
             if t.name == name:
