@@ -37,7 +37,9 @@ dump without importing numpy; :func:`dump_c` also accepts a :class:`corebpf.btf.
 from __future__ import annotations
 
 import sys
+import weakref
 from array import array
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 from corebpf.btf.c_dump_table import (
@@ -123,10 +125,11 @@ class CDumper:
         """Append type ``type_id`` and every definition it needs that is not written yet."""
         if not 0 <= type_id <= self.t.last_id:
             raise BTFError(f"BTF type id {type_id} out of range (last id is {self.t.last_id})")
-        self._queue = []
-        self._order_type(type_id, False)
-        for tid in self._queue:
-            self._emit_type(tid, 0)
+        with _deep_recursion():
+            self._queue = []
+            self._order_type(type_id, False)
+            for tid in self._queue:
+                self._emit_type(tid, 0)
 
     def take(self) -> str:
         """What was written since the last call, as one string."""
@@ -824,18 +827,33 @@ def raw_types(btf: Union["BTF", RawTypes, bytes]) -> RawTypes:
         return btf
     if isinstance(btf, (bytes, bytearray, memoryview)):
         return RawTypes(bytes(btf))
-    chain = []
-    b: Optional["BTF"] = btf
-    while b is not None:
-        chain.append(b)
-        b = b.base
-    rt: Optional[RawTypes] = None
-    for b in reversed(chain):
-        rt = RawTypes(b.raw, rt, what=b.name or b.source or "BTF")
-    assert rt is not None
-    if getattr(btf, "_ptr_size", None):
-        rt.ptr_size = btf.pointer_size
+    rt = _RAW_OF.get(btf)
+    if rt is None:
+        base = raw_types(btf.base) if btf.base is not None else None
+        rt = RawTypes(btf.raw, base, what=btf.name or btf.source or "BTF")
+        if getattr(btf, "_ptr_size", None):
+            rt.ptr_size = btf.pointer_size
+        try:
+            _RAW_OF[btf] = rt  # vmlinux is shared per process: build its table once too
+        except TypeError:  # pragma: no cover - an object that cannot be weakly referenced
+            pass
     return rt
+
+
+# reader BTF -> its table (dropped with the BTF)
+_RAW_OF: "weakref.WeakKeyDictionary[BTF, RawTypes]" = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _deep_recursion(depth: int = 10000) -> Iterator[None]:
+    """Python's default recursion limit (1000) is below what deep type graphs need."""
+    limit = sys.getrecursionlimit()
+    if limit < depth:
+        sys.setrecursionlimit(depth)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _select(types: RawTypes, names: Iterable[Union[str, int]]) -> list[int]:
@@ -897,9 +915,7 @@ def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: 
     dumper = CDumper(rt)
     if header:
         yield HEADER
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 10000))  # type graphs nest deeper than Python's default
-    try:
+    with _deep_recursion():
         out = dumper.out
         order, kinds, w, offs = dumper._order, rt.kinds, rt.words, rt.offs
         for tid in ids:
@@ -935,8 +951,6 @@ def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: 
             if len(out) > 4096:
                 yield dumper.take()
         yield dumper.take()
-    finally:
-        sys.setrecursionlimit(limit)
     if header:
         yield FOOTER
 
