@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "map": "corebpf.cli.map:map_group",
     "link": "corebpf.cli.link:link",
     "btf": "corebpf.cli.btf:btf",
+    "inspect": "corebpf.cli.inspect:inspect",
+    "compat": "corebpf.cli.compat:compat",
 }
 
 
