@@ -71,7 +71,7 @@ def release_view(mv: Optional[memoryview]) -> None:
         pass
 
 
-def possible_and_online_cpus() -> list[int]:
+def online_cpus() -> list[int]:
     """CPUs that are online now (perf events can only be opened on those)."""
     from ..maps.percpu import parse_cpu_list
 
@@ -82,4 +82,4 @@ def possible_and_online_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-__all__ = ["PAGE_SIZE", "MapLike", "open_map", "drop_mmap", "release_view", "possible_and_online_cpus", "map_info"]
+__all__ = ["PAGE_SIZE", "MapLike", "open_map", "drop_mmap", "release_view", "online_cpus", "map_info"]

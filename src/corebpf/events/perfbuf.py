@@ -30,7 +30,7 @@ from .._sys._generated import PerfEventAttr, PerfSwId, PerfType
 from .._sys.fd import FD
 from .._sys.syscall import perf_event_open
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, drop_mmap, open_map, possible_and_online_cpus, release_view
+from ._common import PAGE_SIZE, drop_mmap, open_map, online_cpus, release_view
 from .batch import Batch, Segment, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 
@@ -108,7 +108,7 @@ class PerfBuffer:
         m = open_map(map, MapType.PERF_EVENT_ARRAY, "PerfBuffer")
         self._map = m
         try:
-            for cpu in (cpus if cpus is not None else possible_and_online_cpus()):
+            for cpu in (cpus if cpus is not None else online_cpus()):
                 if cpu >= m.max_entries:
                     continue  # like libbpf: the map decides how many CPUs can have a buffer
                 self._rings.append(self._open_cpu(m, cpu, pages, wakeup_events, watermark))

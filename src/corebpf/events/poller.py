@@ -26,7 +26,7 @@ class Poller:
 
     def __init__(self, *sources: Any) -> None:
         self._ep: Optional[select.epoll] = select.epoll()
-        self._sources: list[tuple[Any, Optional[Callable[[memoryview], Any]]]] = []
+        self._sources: list[tuple[Any, Optional[Callable[[bytes], Any]]]] = []
         self._fds: dict[int, Any] = {}
         try:
             for s in sources:
@@ -37,8 +37,9 @@ class Poller:
 
     # ---- membership ----------------------------------------------------------------------------
 
-    def add(self, source: Any, callback: Optional[Callable[[memoryview], Any]] = None) -> None:
-        """Watch ``source`` (a RingBuffer or PerfBuffer); ``callback`` overrides its own for :meth:`poll`."""
+    def add(self, source: Any, callback: Optional[Callable[[bytes], Any]] = None) -> None:
+        """Watch ``source`` (a RingBuffer or PerfBuffer); ``callback(record_bytes)`` overrides its own
+        for :meth:`poll` / :meth:`consume` (one of the two is needed there, not for batches)."""
         ep = self._epoll()
         if any(s is source for s, _ in self._sources):
             raise ValueError(f"{source!r} is already in this poller")
@@ -114,7 +115,7 @@ class Poller:
 
     # ---- waiting ---------------------------------------------------------------------------------
 
-    def _live(self) -> list[tuple[Any, Optional[Callable[[memoryview], Any]]]]:
+    def _live(self) -> list[tuple[Any, Optional[Callable[[bytes], Any]]]]:
         return [(s, cb) for s, cb in self._sources if not s.closed]
 
     def has_data(self) -> bool:

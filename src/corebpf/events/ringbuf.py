@@ -16,9 +16,9 @@ Memory ordering: the kernel writes a header (BUSY) before it publishes the produ
 clears BUSY with a release store. We read the producer position, then headers, then data, then
 store the consumer position, each as a plain aligned load/store from the mapping, separated by
 whole interpreter steps. On x86-64 (TSO) loads are not reordered with loads nor stores with
-earlier loads, so these plain accesses have the acquire/release semantics the protocol needs; on
-arm64 we rely, as the brief for this module accepts, on the BUSY check and on the distance between
-the accesses (CPython gives no fence instruction without a C extension).
+earlier loads, so these plain accesses have the acquire/release semantics the protocol needs. On
+arm64 a plain load is formally weaker than an acquire: there we rely on the BUSY check and on the
+many instructions between the accesses (CPython offers no fence instruction without a C extension).
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ received + lost`` for perf buffers (where the kernel reports the same failures a
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
-from .. import asm
 from ..asm.builder import (
     FP, PendingJump, R0, R1, R2, R3, R4, R5, R6, R7, R8, assemble, atomic, call, exit_, jeq, jne, label, ld_func, ld_map_fd,
     ldx, mod64, mov32, mov64, st, stx, add64,
@@ -163,8 +163,6 @@ def user_ringbuf_consumer(user_ring: Map, totals: Map) -> tuple[Program, Any]:
     ]
     insns = assemble([*main, *cb])
     cb_index = sum(i.insn.slots if isinstance(i, PendingJump) else i.slots for i in main)
-    import struct
-
     func_info = struct.pack("<II", 0, main_f) + struct.pack("<II", cb_index, cb_f)
     try:
         prog = Program.load(insns, "socket_filter", name="ev_urb_drain", btf=btf, func_info=func_info)
@@ -180,4 +178,4 @@ def run(prog: Program, repeat: int) -> None:
 
 
 __all__ = ["PACKET", "BPF_F_CURRENT_CPU", "counter_map", "read_counters", "ringbuf_output_producer",
-           "ringbuf_reserve_producer", "perf_output_producer", "user_ringbuf_consumer", "run", "asm"]
+           "ringbuf_reserve_producer", "perf_output_producer", "user_ringbuf_consumer", "run"]

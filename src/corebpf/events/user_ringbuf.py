@@ -129,6 +129,10 @@ class UserRingBuffer:
     def closed(self) -> bool:
         return self._map is None
 
+    def _check_open(self) -> None:
+        if self._map is None:
+            raise ValueError("the user ring buffer is closed")
+
     def close(self) -> None:
         """Unmap and close the fd (idempotent). Samples still reserved stay BUSY: the program stops at them."""
         if self._map is None:
@@ -169,13 +173,13 @@ class UserRingBuffer:
     @property
     def free(self) -> int:
         """Bytes free for new samples (each takes its size + 8, rounded up to 8)."""
-        self.map
+        self._check_open()
         return self.size - (self._prod_q[0] - self._cons_q[0])
 
     @property
     def pending(self) -> int:
         """Bytes written (or reserved) that the program has not drained yet."""
-        self.map
+        self._check_open()
         return self._prod_q[0] - self._cons_q[0]
 
     def _wait_for_room(self, total: int, timeout: Optional[float]) -> None:
@@ -199,7 +203,7 @@ class UserRingBuffer:
         ``timeout``: seconds to wait for room (0: fail at once, None: wait as long as it takes).
         Raises :class:`RingFullError` when there is no room in time, ``ValueError`` for a sample that
         can never fit."""
-        self.map
+        self._check_open()
         if size < 0 or size > _MAX_SAMPLE:
             raise ValueError(f"sample size {size} out of range (0..{_MAX_SAMPLE})")
         total = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7
