@@ -4,9 +4,14 @@
 // keeps no BTF across bpf_object instances, so every iteration parses vmlinux BTF again.
 //
 //   gcc -O2 -o load_object load_object.c -lbpf && ./load_object OBJ ITERATIONS
+//
+// Also the libbpf oracle of the loader's tag tests: `./load_object OBJ --tags [PROG...]` loads OBJ once
+// with autoload turned off for the named programs and prints {"program": "tag", ...} of what loaded.
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static long long now_ns(void)
@@ -22,6 +27,45 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list args)
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
 }
 
+static int print_tags(const char *path, int nskip, char **skip)
+{
+	struct bpf_program *prog;
+	struct bpf_object *obj;
+	int i, first = 1;
+
+	obj = bpf_object__open_file(path, NULL);
+	if (!obj) {
+		fprintf(stderr, "bpf_object__open_file(%s) failed\n", path);
+		return 1;
+	}
+	bpf_object__for_each_program(prog, obj)
+		for (i = 0; i < nskip; i++)
+			if (!strcmp(bpf_program__name(prog), skip[i]))
+				bpf_program__set_autoload(prog, false);
+	if (bpf_object__load(obj)) {
+		fprintf(stderr, "bpf_object__load(%s) failed\n", path);
+		return 1;
+	}
+	printf("{");
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_program__fd(prog) < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			return 1;
+		printf("%s\"%s\": \"", first ? "" : ", ", bpf_program__name(prog));
+		for (i = 0; i < BPF_TAG_SIZE; i++)
+			printf("%02x", info.tag[i]);
+		printf("\"");
+		first = 0;
+	}
+	printf("}\n");
+	bpf_object__close(obj);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int iterations = argc > 2 ? atoi(argv[2]) : 10, i, progs = 0;
@@ -32,6 +76,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	libbpf_set_print(quiet);
+	if (argc > 2 && !strcmp(argv[2], "--tags"))
+		return print_tags(argv[1], argc - 3, argv + 3);
 	open_ns = calloc(iterations, sizeof(*open_ns));
 	load_ns = calloc(iterations, sizeof(*load_ns));
 	for (i = 0; i < iterations; i++) {
