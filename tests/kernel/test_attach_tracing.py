@@ -216,3 +216,41 @@ def test_no_fd_leaks_over_many_attaches():
             with links.raw_tracepoint(rp, "sys_enter"):
                 pass
         assert open_fds() == before
+
+
+def test_bpf_cookie_reaches_the_program():
+    if not features.attach_method("bpf_cookie").supported:
+        pytest.skip(f"bpf cookies: {features.attach_method('bpf_cookie').reason}")
+    from corebpf.asm.builder import R0, R1, assemble, call, exit_, ld_map_value, mov64, stx
+    from corebpf.asm.opcodes import Size
+
+    with corebpf.Map.create("array", 4, 8, 1) as m:
+        insns = assemble([call("get_attach_cookie"), ld_map_value(R1, m.fileno(), 0), stx(Size.DW, R1, 0, R0),
+                          mov64(R0, 0), exit_()])
+        with corebpf.Program.load(insns, "tracepoint") as p:
+            with links.tracepoint(p, "syscalls", "sys_enter_getpgid", cookie=0xC0FFEE):
+                getpgids(1)
+            assert count(m) == 0xC0FFEE
+        with corebpf.Program.load(insns, "raw_tracepoint") as p:
+            try:
+                link = links.raw_tracepoint(p, "sys_enter", cookie=0xBEEF)
+            except corebpf.BPFError as exc:  # raw_tp cookies need Linux >= 6.10
+                pytest.skip(f"raw_tp cookie refused: {exc}")
+            with link:
+                getpgids(1)
+            assert count(m) == 0xBEEF
+
+
+def test_kprobe_multi_works_or_says_why():
+    with counting_program("kprobe", expected_attach_type="trace_kprobe_multi") as (p, m):
+        probe = features.attach_method("kprobe_multi")
+        if probe.supported:
+            with links.kprobe_multi(p, ["__x64_sys_getpgid"]):
+                getpgids(5)
+                assert count(m) >= 5
+            return
+        with pytest.raises(links.AttachError) as ei:
+            links.kprobe_multi(p, "__x64_sys_getpgid*")
+        assert "kprobe_multi" in str(ei.value) and "CONFIG_FPROBE" in str(ei.value)
+        with pytest.raises(links.TargetNotFoundError):
+            links.kprobe_multi(p, "corebpf_no_such_function_*")

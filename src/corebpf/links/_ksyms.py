@@ -17,7 +17,7 @@ def _text_symbols() -> frozenset[str]:
         with open("/proc/kallsyms") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 3 and parts[1] in "tTwW":
+                if len(parts) >= 3 and parts[1] in "tTwW" and not parts[2].startswith("__pfx_"):
                     names.add(parts[2])
     except OSError:
         return frozenset()
