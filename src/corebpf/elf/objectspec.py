@@ -77,7 +77,8 @@ class ObjectSpec:
         """Parse an object from memory. ``name`` (default: from ``source``) prefixes global data map names
         as libbpf does (``<name>.rodata``)."""
         try:
-            return _parse(bytes(data), name or _object_name(os.path.basename(source)), source)
+            default = _object_name(os.path.basename(source)) if source != "<bytes>" else "obj"
+            return _parse(bytes(data), name or default, source)
         except (ELFError, BTFError):
             raise
         except CoreBPFError as exc:
