@@ -167,6 +167,19 @@ def test_static_asserts_of_bpftool_layouts_against_our_header(tmp_path: Path, vm
     compile_bpf(tmp_path, vmlinux_h, "\n".join(lines))
 
 
+def test_static_asserts_for_every_uniquely_named_composite(tmp_path: Path, vmlinux_h: str,
+                                                         bpftool_json: dict) -> None:
+    """Not a sample: every struct/union whose tag is unique (duplicated tags get ___N names)."""
+    by_id = {t["id"]: t for t in bpftool_json["types"]}
+    picked = select_composites(bpftool_json, 10**9)
+    named = [t for t in bpftool_json["types"] if t["kind"] in ("STRUCT", "UNION") and t["name"] != "(anon)"]
+    assert len(picked) >= 0.9 * len(named)
+    lines: list[str] = []
+    for t in picked:
+        lines += _asserts_for(t, by_id, f'{t["kind"].lower()} {t["name"]}')
+    compile_bpf(tmp_path, vmlinux_h, "\n".join(lines))
+
+
 def test_static_asserts_catch_a_wrong_layout(tmp_path: Path, vmlinux_h: str, bpftool_json: dict) -> None:
     """The check can fail: a wrong size must not compile."""
     clang = need(CLANG, "clang")
