@@ -244,6 +244,19 @@ def test_several_rings_in_one_poller(counters):
             obj.close()
 
 
+def test_closing_a_ring_takes_it_out_of_its_pollers(counters):
+    ring = _ringbuf_or_skip(4 * PAGE)
+    with ring, producers.ringbuf_output_producer(ring, counters, 8) as prog, Poller() as poller:
+        rb, other = RingBuffer(ring), RingBuffer(ring)
+        poller.add(rb, lambda r: None)
+        poller.add(other, lambda r: None)
+        producers.run(prog, 5)
+        rb.close()  # with data pending: a stale registration would make every wait return at once
+        assert poller.sources == [other]
+        other.close()
+        assert poller.sources == [] and poller.wait(0.05) is False
+
+
 def test_no_wakeup_records_still_arrive_after_the_timeout(ring, counters):
     got: list[bytes] = []
     with producers.ringbuf_output_producer(ring, counters, 8, flags=BPF_RB_NO_WAKEUP) as quiet, \

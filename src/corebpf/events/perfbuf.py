@@ -22,6 +22,7 @@ from functools import partial
 from itertools import starmap
 from operator import length_hint
 from typing import Any, Optional
+from weakref import WeakSet
 
 import numpy as np
 
@@ -95,6 +96,7 @@ class PerfBuffer:
         self._rings: list[_CpuRing] = []
         self._batches: list[Batch] = []
         self._poller: Any = None
+        self._pollers: WeakSet[Any] = WeakSet()  # pollers watching us: told to forget us on close
         self.callback = callback
         """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each sample's bytes."""
         self.lost_callback = lost_callback
@@ -169,6 +171,8 @@ class PerfBuffer:
         if self._poller is not None:
             self._poller.close()
             self._poller = None
+        for poller in list(self._pollers):
+            poller._forget(self)  # unregister while our fds still name the files
         for r in self._rings:
             try:
                 ops.map_delete_elem(self._map.fileno(), r.cpu.to_bytes(4, "little"))

@@ -56,22 +56,24 @@ class Poller:
                 self._fds.pop(fd, None)
             raise
         self._sources.append((source, callback))
+        source._pollers.add(self)
 
     def remove(self, source: Any) -> None:
-        """Stop watching ``source`` (it stays open)."""
-        for i, (s, _) in enumerate(self._sources):
-            if s is source:
-                del self._sources[i]
-                break
-        else:
+        """Stop watching ``source`` (it stays open). Closing a source removes it by itself."""
+        if not any(s is source for s, _ in self._sources):
             raise ValueError(f"{source!r} is not in this poller")
+        self._forget(source)
+
+    def _forget(self, source: Any) -> None:
+        self._sources = [(s, cb) for s, cb in self._sources if s is not source]
+        source._pollers.discard(self)
         for fd in [fd for fd, s in self._fds.items() if s is source]:
             del self._fds[fd]
             if self._ep is not None:
                 try:
                     self._ep.unregister(fd)
                 except (OSError, ValueError):
-                    pass  # the source was closed first: the kernel already dropped the fd
+                    pass  # the fd is already gone (closed elsewhere): nothing left to unregister
 
     @property
     def sources(self) -> list[Any]:
@@ -101,6 +103,8 @@ class Poller:
         ep, self._ep = self._ep, None
         if ep is not None:
             ep.close()
+        for s, _ in self._sources:
+            s._pollers.discard(self)
         self._sources = []
         self._fds = {}
 

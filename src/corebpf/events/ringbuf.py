@@ -30,6 +30,7 @@ from functools import partial
 from itertools import starmap
 from operator import length_hint
 from typing import Any, Optional, Union
+from weakref import WeakSet
 
 import numpy as np
 
@@ -80,6 +81,7 @@ class RingBuffer:
         self._cons_mm: Optional[mmap.mmap] = None
         self._prod_mm: Optional[mmap.mmap] = None
         self._poller: Any = None
+        self._pollers: WeakSet[Any] = WeakSet()  # pollers watching us: told to forget us on close
         self._batch: Optional[Batch] = None
         m = open_map(map, MapType.RINGBUF, "RingBuffer")
         try:
@@ -141,6 +143,8 @@ class RingBuffer:
         if self._poller is not None:
             self._poller.close()
             self._poller = None
+        for poller in list(self._pollers):
+            poller._forget(self)  # unregister while our fds still name the files
         self._release_mappings()
         m, self._map = self._map, None
         m.close()
