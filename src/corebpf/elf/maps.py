@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .._sys._generated import MapType
-from ..btf.types import Array, Datasec, FuncProto, Kind, Pointer, Struct, Type, Var
+from ..btf.types import Array, Datasec, FuncProto, Kind, Pointer, Struct, Var
 from ..errors import BTFError, ELFError
 from .reader import SHT_NOBITS, STT_SECTION, Section
 from .specs import PIN_BY_NAME, PIN_NONE, MapSpec, VariableSpec

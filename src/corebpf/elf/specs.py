@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .._sys._generated import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..btf import BTF, Type
-    from ..btf.ext import BTFExt, CoreRelo, FuncInfo, LineInfo
+    from ..btf import Type
+    from ..btf.ext import CoreRelo, FuncInfo
     from .sections import SectionDef
 
 __all__ = ["RelocKind", "Relocation", "ProgramSpec", "MapSpec", "VariableSpec", "ExternSpec", "ExternKind",
