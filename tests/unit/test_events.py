@@ -227,3 +227,23 @@ def test_record_type_from_numpy_dtype_and_batch_values():
     with rb.read_batch() as b:
         assert b.values() == [{"a": i, "b": i * 10} for i in range(4)]
         assert b.array()["b"].tolist() == [0, 10, 20, 30]
+
+
+def test_public_names_are_documented():
+    import inspect
+
+    import corebpf.events as events
+
+    missing = []
+    for name in events.__all__:
+        obj = getattr(events, name)
+        if inspect.isclass(obj):
+            if not obj.__doc__:
+                missing.append(name)
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
+                    continue
+                doc = member.__doc__ if not isinstance(member, property) else member.fget.__doc__
+                if not doc:
+                    missing.append(f"{name}.{attr}")
+    assert not missing, f"public names without a docstring: {missing}"

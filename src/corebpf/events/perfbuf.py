@@ -161,6 +161,7 @@ class PerfBuffer:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._map is None
 
     def close(self) -> None:

@@ -96,6 +96,7 @@ class Poller:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._ep is None
 
     def close(self) -> None:

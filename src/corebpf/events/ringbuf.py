@@ -131,6 +131,7 @@ class RingBuffer:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._map is None
 
     def close(self) -> None:

@@ -127,6 +127,7 @@ class UserRingBuffer:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._map is None
 
     def _check_open(self) -> None:
