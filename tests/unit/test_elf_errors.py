@@ -77,10 +77,14 @@ def test_unknown_section_is_untyped_and_refused_at_load():
     spec = ObjectSpec.from_bytes(bytes(data))
     prog = next(iter(spec.programs.values()))
     assert prog.section == "zz" and prog.type == ProgType.UNSPEC
-    from corebpf.loader.programs import ProgramLoadError, check_loadable
+    from corebpf.loader.programs import check_loadable
 
-    with pytest.raises(ProgramLoadError, match="unknown section name 'zz'"):
+    with pytest.raises(ELFError, match="unknown section name 'zz'"):
         check_loadable(prog)
+    with pytest.raises(ELFError, match="unknown section name 'zz'"):
+        import corebpf
+
+        corebpf.load(bytes(data))  # refused before the kernel is asked for anything
     prog.type = ProgType.SCHED_CLS  # the user may say what it is
     check_loadable(prog)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._sys._generated import AttachType, ProgType
 from ..btf.types import Kind
-from ..errors import CoreBPFError, VerifierError
+from ..errors import CoreBPFError, ELFError, VerifierError
 from ..programs.program import Program
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,9 +77,10 @@ def attach_btf_target(prog: "ProgramSpec", vmlinux: Optional["BTF"] = None) -> t
 
 
 def check_loadable(prog: "ProgramSpec") -> None:
-    """Refuse, before anything is created, a program whose type the section name does not give."""
+    """Refuse, before anything is created, a program whose type the section name does not give
+    (:class:`ELFError`: an unknown section) or that corebpf cannot load yet (:class:`ProgramLoadError`)."""
     if not isinstance(prog.type, ProgType) or prog.type == ProgType.UNSPEC:
-        raise ProgramLoadError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
+        raise ELFError(f"program {prog.name!r}: unknown section name {prog.section!r}: libbpf's SEC() "
                                f"conventions do not give it a program type; rename the section or set "
                                f"spec.programs[{prog.name!r}].type before loading")
     if prog.type == ProgType.STRUCT_OPS:
