@@ -40,6 +40,7 @@ import sys
 import weakref
 from array import array
 from contextlib import contextmanager
+from itertools import compress
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 from corebpf.btf.c_dump_table import (
@@ -78,6 +79,9 @@ _MODS = (VOLATILE, CONST, RESTRICT, TYPE_TAG)
 _PASS = frozenset((PTR, VOLATILE, CONST, RESTRICT, TYPE_TAG, ARRAY))
 # kinds whose ordering as a top-level type only marks them ordered and writes nothing
 _SILENT = frozenset((INT, FLOAT, FUNC, VAR, DATASEC, DECL_TAG))
+# kind byte -> 1 for kinds the dump walk must visit, 0 for _SILENT ones (and void)
+_NOT_SILENT_TABLE = bytes(0 if k in _SILENT or k == 0 else 1 for k in range(256))
+_DONE_BYTES = bytes([_DONE])
 # GCC's internal Arm SIMD base types that BTF may name without defining (libbpf aliases them too)
 _MISSING_BASE_TYPES = {
     "__Poly8_t": "unsigned char", "__Poly16_t": "unsigned short", "__Poly64_t": "unsigned long long",
@@ -906,18 +910,23 @@ def iter_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[st
 
 def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: bool) -> Iterator[str]:
     ids: Iterable[int]
+    dumper = CDumper(rt)
+    order = dumper._order
     if types is None:
         # split BTF too is dumped from id 1, base types included: one header that has it all (bpftool
-        # does the same; a second header with the base's types would clash with vmlinux.h)
-        ids = range(1, rt.last_id + 1)
+        # does the same; a second header with the base's types would clash with vmlinux.h).
+        # Ids of silent kinds (half of vmlinux: functions) are not visited one by one: the ids
+        # between two others are all silent and get their "ordered" mark in one slice assignment
+        # when the walk passes them, which is when ordering them one by one would have.
+        candidates = compress(range(rt.last_id + 1), rt.kinds.translate(_NOT_SILENT_TABLE))
+        ids = _mark_silent_gaps(candidates, order)
     else:
         ids = _select(rt, list(types))
-    dumper = CDumper(rt)
     if header:
         yield HEADER
     with _deep_recursion():
         out = dumper.out
-        order, kinds, w, offs = dumper._order, rt.kinds, rt.words, rt.offs
+        kinds, w, offs = rt.kinds, rt.words, rt.offs
         for tid in ids:
             if order[tid] == _DONE:
                 continue  # already ordered: dumping it again would write nothing
@@ -953,6 +962,19 @@ def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: 
         yield dumper.take()
     if header:
         yield FOOTER
+
+
+def _mark_silent_gaps(candidates: Iterable[int], order: bytearray) -> Iterator[int]:
+    """Yield ``candidates`` (ascending), marking every id between two of them ordered first."""
+    prev = 0
+    for tid in candidates:
+        if tid > prev + 1:
+            order[prev + 1:tid] = _DONE_BYTES * (tid - prev - 1)
+        prev = tid
+        yield tid
+    last = len(order) - 1
+    if last > prev:
+        order[prev + 1:] = _DONE_BYTES * (last - prev)
 
 
 def dump_c(btf: Union["BTF", RawTypes, bytes], types: Optional[Iterable[Union[str, int]]] = None, *,
