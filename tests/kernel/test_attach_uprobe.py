@@ -211,3 +211,27 @@ def test_missing_symbol_lists_close_matches(exe):
             links.uprobe(p, exe + "x", "corebpf_target")
         with pytest.raises(links.TargetNotFoundError, match="corebpf:tick"):
             links.usdt(p, exe, "corebpf", "tock")
+
+
+def test_usdt_arguments_through_libbpf_usdt_header(exe, target):
+    """tests/corpus/links_usdt.bpf.o uses BPF_USDT(on_tick, int v): its argument reaches the program
+    only if the spec map and the per-location cookie are right."""
+    from pathlib import Path
+
+    import corebpf
+
+    if not features.attach_method("bpf_cookie").supported:
+        pytest.skip("USDT arguments are passed through BPF cookies (Linux >= 5.15)")
+    spec = corebpf.ObjectSpec.from_file(Path(__file__).parents[1] / "corpus" / "links_usdt.bpf.o")
+    spec.programs["on_tick"].section = f"usdt/{exe}:corebpf:tick"
+    with spec.load() as obj:
+        report = links.attach_all(obj, {"on_tick": {"cookie": 42}})
+        try:
+            target.run(5)  # usdt_tick(i) for i in 0..4
+            assert obj.variables["calls"] == 5
+            assert obj.variables["total"] == 0 + 1 + 2 + 3 + 4
+            assert obj.variables["cookie_seen"] == 42
+        finally:
+            report.close()
+        target.run(3)
+        assert obj.variables["calls"] == 5

@@ -221,3 +221,22 @@ def test_usdt_notes_parsed(tmp_path):
         f.seek(p.offset)
         assert f.read(1) == b"\x90"
     assert probes("/bin/true" if os.path.exists("/bin/true") else exe) in ([], [p])
+
+
+def test_usdt_argument_specs_x86():
+    from corebpf.links.usdt import ARG_CONST, ARG_REG, ARG_REG_DEREF, encode_spec, parse_args
+
+    a, b, c, d = parse_args("-4@%edi 8@-8(%rbp) 4@$5 2@(%rax)")
+    assert (a.kind, a.reg_off, a.signed, a.size) == (ARG_REG, 112, True, 4)
+    assert (b.kind, b.reg_off, b.val_off, b.signed) == (ARG_REG_DEREF, 32, -8, False)
+    assert (c.kind, c.val_off) == (ARG_CONST, 5)
+    assert (d.kind, d.reg_off, d.val_off, d.size) == (ARG_REG_DEREF, 80, 0, 2)
+    assert a.encode() == (0).to_bytes(8, "little") + bytes([1, 0, 0, 0, 112, 0, 1, 32])
+    raw = encode_spec([a, b], 7)
+    assert len(raw) == 208 and raw[192:200] == (7).to_bytes(8, "little") and raw[200:202] == b"\x02\x00"
+    with pytest.raises(CoreBPFError):
+        parse_args("3@%edi")
+    with pytest.raises(CoreBPFError):
+        parse_args("4@%xmm0")
+    with pytest.raises(CoreBPFError):
+        parse_args("garbage")

@@ -70,7 +70,8 @@ def attach_program(program: Any, spec_or_section: Any, **targets: Any) -> Link:
     ``targets`` give or override attach points: ``interface``/``netns``/``mode``/``direction`` (xdp, tc),
     ``cgroup`` (cgroup programs), ``sock`` (socket filters), ``event``/``sample_freq``/``sample_period``
     (perf_event), ``map`` (sk_skb/sk_msg, map iterators), ``family``/``hook``/``priority`` (netfilter),
-    ``pid``/``cookie`` (probes), ``function``/``binary`` (to fill a section without a target).
+    ``pid``/``cookie`` (probes), ``function``/``binary`` (to fill a section without a target), ``maps`` (the
+    object's maps: USDT programs built on ``usdt.bpf.h`` need its ``__bpf_usdt_specs``).
     """
     from .. import links as api
 
@@ -134,7 +135,10 @@ def attach_program(program: Any, spec_or_section: Any, **targets: Any) -> Link:
         if len(parts) != 3:
             _require(section, targets, "binary")
             parts = [targets["binary"], targets["provider"], targets["name"]]
-        return api.usdt(program, parts[0], parts[1], parts[2], pid=targets.get("pid"), cookie=cookie)
+        maps = targets.get("maps") or {}
+        specs = targets.get("specs_map") or (maps.get("__bpf_usdt_specs") if hasattr(maps, "get") else None)
+        return api.usdt(program, parts[0], parts[1], parts[2], pid=targets.get("pid"), cookie=cookie,
+                        specs_map=specs)
     return _attach_targeted(program, section, sdef, base, targets)
 
 
@@ -210,8 +214,11 @@ def attach_all(obj: Any, targets: Optional[Mapping[str, Mapping[str, Any]]] = No
             if spec is not None and not getattr(spec, "autoload", True):
                 report.skipped[name] = "autoload is off"
                 continue
+            kw = dict(targets.get(name, {}))
+            if getattr(obj, "maps", None) is not None:
+                kw.setdefault("maps", obj.maps)  # usdt.bpf.h programs need the object's spec map
             try:
-                report.links[name] = attach_program(prog, source, **targets.get(name, {}))
+                report.links[name] = attach_program(prog, source, **kw)
             except NeedsTarget as exc:
                 if strict:
                     raise

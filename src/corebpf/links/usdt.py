@@ -1,23 +1,116 @@
 """USDT probes (``DTRACE_PROBE``/``STAP_PROBE`` in user code): found in the ``.note.stapsdt`` ELF notes and
 attached as uprobes at each location, with the probe's semaphore counted up while attached.
 
-What is implemented: discovery (:func:`probes`), address/semaphore fix-ups for prelinked files
-(``.stapsdt.base``), attach with a cookie per location. Not implemented: libbpf's BPF-side argument
-fetching (``usdt.bpf.h`` spec maps); programs read arguments from ``pt_regs`` themselves, the
-argument spec of each location is exposed in :attr:`Probe.args`.
+Discovery (:func:`probes`) fixes addresses and semaphores up for prelinked files (``.stapsdt.base``).
+Programs written with libbpf's ``usdt.bpf.h`` (``BPF_USDT``, ``bpf_usdt_arg``) get their arguments: give
+the object's ``__bpf_usdt_specs`` map (``attach_program``/``attach_all`` do) and each location's argument
+spec (``"-4@%edi 8@-8(%rbp) 4@$5"``, x86-64) is written there, its spec id passed as the BPF cookie
+(Linux >= 5.15; the IP-keyed fallback map of older kernels is not filled).
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .._sys import ops
 from ..errors import CoreBPFError
 from ._elfsym import address_to_offset, resolve_binary
 from ._matches import close_matches
-from .link import Link, MultiLink
+from .link import Link, MultiLink, _fileno
 from .planb import TargetNotFoundError
+
+# struct pt_regs offsets on x86-64, by every name of each register
+_X86_REGS = {
+    **{n: 0 for n in ("r15", "r15d", "r15w", "r15b")}, **{n: 8 for n in ("r14", "r14d", "r14w", "r14b")},
+    **{n: 16 for n in ("r13", "r13d", "r13w", "r13b")}, **{n: 24 for n in ("r12", "r12d", "r12w", "r12b")},
+    **{n: 32 for n in ("rbp", "ebp", "bp", "bpl")}, **{n: 40 for n in ("rbx", "ebx", "bx", "bl")},
+    **{n: 48 for n in ("r11", "r11d", "r11w", "r11b")}, **{n: 56 for n in ("r10", "r10d", "r10w", "r10b")},
+    **{n: 64 for n in ("r9", "r9d", "r9w", "r9b")}, **{n: 72 for n in ("r8", "r8d", "r8w", "r8b")},
+    **{n: 80 for n in ("rax", "eax", "ax", "al")}, **{n: 88 for n in ("rcx", "ecx", "cx", "cl")},
+    **{n: 96 for n in ("rdx", "edx", "dx", "dl")}, **{n: 104 for n in ("rsi", "esi", "si", "sil")},
+    **{n: 112 for n in ("rdi", "edi", "di", "dil")}, "rip": 128, **{n: 152 for n in ("rsp", "esp", "sp", "spl")},
+}
+ARG_CONST, ARG_REG, ARG_REG_DEREF = 0, 1, 2
+MAX_ARGS = 12
+SPEC_SIZE = 208  # struct __bpf_usdt_spec: 12 x 16-byte arg specs, u64 cookie, short count, padding
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """Where one USDT argument lives: a constant, a register, or memory at register + offset."""
+
+    kind: int
+    val_off: int
+    reg_off: int
+    signed: bool
+    size: int
+
+    def encode(self) -> bytes:
+        """``struct __bpf_usdt_arg_spec`` (usdt.bpf.h)."""
+        return struct.pack("<QIhBb", self.val_off & 0xFFFFFFFFFFFFFFFF, self.kind, self.reg_off, int(self.signed),
+                           64 - self.size * 8)
+
+
+_ARG_DEREF = re.compile(r"(-?\d+)@(-?(?:0x[0-9a-fA-F]+|\d+))?\(%(\w+)\)")
+_ARG_REG = re.compile(r"(-?\d+)@%(\w+)")
+_ARG_CONST = re.compile(r"(-?\d+)@\$(-?(?:0x[0-9a-fA-F]+|\d+))")
+
+
+def parse_args(text: str) -> list[ArgSpec]:
+    """The argument specs of one location (x86-64 assembler syntax), e.g. ``"-4@%edi 8@-8(%rbp) 4@$5"``."""
+    out = []
+    for item in text.split():
+        for rx, kind in ((_ARG_DEREF, ARG_REG_DEREF), (_ARG_REG, ARG_REG), (_ARG_CONST, ARG_CONST)):
+            m = rx.fullmatch(item)
+            if m is None:
+                continue
+            size = int(m.group(1))
+            if abs(size) not in (1, 2, 4, 8):
+                raise CoreBPFError(f"USDT argument {item!r}: size {size} is not 1, 2, 4 or 8")
+            if kind == ARG_CONST:
+                out.append(ArgSpec(kind, int(m.group(2), 0), 0, size < 0, abs(size)))
+                break
+            reg = m.group(3) if kind == ARG_REG_DEREF else m.group(2)
+            if reg not in _X86_REGS:
+                raise CoreBPFError(f"USDT argument {item!r}: register %{reg} unknown (x86-64 only)")
+            off = int(m.group(2), 0) if kind == ARG_REG_DEREF and m.group(2) else 0
+            out.append(ArgSpec(kind, off, _X86_REGS[reg], size < 0, abs(size)))
+            break
+        else:
+            raise CoreBPFError(f"USDT argument spec {item!r} not understood")
+    if len(out) > MAX_ARGS:
+        raise CoreBPFError(f"USDT location has {len(out)} arguments; usdt.bpf.h handles at most {MAX_ARGS}")
+    return out
+
+
+def encode_spec(args: list[ArgSpec], cookie: int) -> bytes:
+    """``struct __bpf_usdt_spec`` for one location."""
+    raw = b"".join(a.encode() for a in args).ljust(MAX_ARGS * 16, b"\0")
+    return (raw + struct.pack("<Qh", cookie, len(args))).ljust(SPEC_SIZE, b"\0")
+
+
+class _SpecIds:
+    """Spec ids handed out per specs map (by map id), returned when their link closes."""
+
+    def __init__(self) -> None:
+        self._used: dict[int, set[int]] = {}
+
+    def take(self, map_id: int, capacity: int) -> int:
+        used = self._used.setdefault(map_id, set())
+        for i in range(capacity):
+            if i not in used:
+                used.add(i)
+                return i
+        raise CoreBPFError(f"the USDT spec map is full ({capacity} specs): raise BPF_USDT_MAX_SPEC_CNT")
+
+    def give_back(self, map_id: int, spec_id: int) -> None:
+        self._used.get(map_id, set()).discard(spec_id)
+
+
+_spec_ids = _SpecIds()
 
 
 @dataclass(frozen=True)
@@ -84,10 +177,15 @@ def probes(binary: str) -> list[Probe]:
     return out
 
 
-def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[int] = None,
-         cookie: int = 0) -> Link:
+def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[int] = None, cookie: int = 0,
+         specs_map: Any = None) -> Link:
     """Attach a program (loaded as a ``kprobe``-type program) at every location of USDT probe
-    ``provider:name`` in ``binary``; the semaphore (if any) is raised while attached."""
+    ``provider:name`` in ``binary``; the semaphore (if any) is raised while attached.
+
+    With ``specs_map`` (the object's ``__bpf_usdt_specs``), each location's argument spec is written
+    there and its id becomes the location's BPF cookie, so ``bpf_usdt_arg()`` and ``bpf_usdt_cookie()``
+    (which then returns ``cookie``) work; without it ``cookie`` is passed as the BPF cookie as is.
+    """
     from .uprobe import uprobe
 
     found = probes(binary)
@@ -100,8 +198,20 @@ def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[i
     links: list[Link] = []
     try:
         for p in chosen:
-            links.append(uprobe(program, path, None, p.offset, pid=pid, ref_ctr_offset=p.semaphore_offset,
-                                cookie=cookie))
+            loc_cookie = cookie
+            release = None
+            if specs_map is not None:
+                loc_cookie, release = _write_spec(specs_map, parse_args(p.args), cookie)
+            try:
+                link = uprobe(program, path, None, p.offset, pid=pid, ref_ctr_offset=p.semaphore_offset,
+                              cookie=loc_cookie)
+            except BaseException:
+                if release is not None:
+                    release()
+                raise
+            if release is not None:
+                link.add_cleanup(release, last=True)
+            links.append(link)
     except BaseException:
         for lk in links:
             lk.close()
@@ -110,4 +220,20 @@ def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[i
                      "/".join(sorted({lk.method for lk in links})), links)
 
 
-__all__ = ["Probe", "probes", "usdt"]
+def _write_spec(specs_map: Any, args: list[ArgSpec], cookie: int) -> tuple[int, Any]:
+    from ..maps.info import map_info
+
+    info = map_info(_fileno(specs_map))
+    if info.value_size != SPEC_SIZE:
+        raise CoreBPFError(f"map {info.name!r} has {info.value_size}-byte values, not struct __bpf_usdt_spec "
+                           f"({SPEC_SIZE} bytes): is it usdt.bpf.h's __bpf_usdt_specs?")
+    spec_id = _spec_ids.take(info.id, info.max_entries)
+    ops.map_update_elem(_fileno(specs_map), spec_id.to_bytes(4, "little"), encode_spec(args, cookie))
+
+    def release() -> None:
+        _spec_ids.give_back(info.id, spec_id)
+
+    return spec_id, release
+
+
+__all__ = ["Probe", "ArgSpec", "probes", "usdt", "parse_args", "encode_spec"]
