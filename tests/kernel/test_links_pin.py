@@ -96,3 +96,13 @@ def test_garbage_collected_link_detaches():
         settled = count(m)  # the close() syscall itself still entered sys_enter
         os.getpgid(0)
         assert count(m) == settled
+
+
+def test_attach_info_is_the_kernels_view():
+    with counting_program("tracepoint") as (p, _), links.tracepoint(p, "syscalls", "sys_enter_getpgid") as link:
+        if link.fd is None:
+            pytest.skip("perf links need Linux >= 5.15")
+        assert "sys_enter_getpgid" in link.attach_info.target
+        assert link.info.prog_id == p.id
+    with counting_program("raw_tracepoint") as (p, _), links.raw_tracepoint(p, "sys_enter") as link:
+        assert link.attach_info.target == "sys_enter"

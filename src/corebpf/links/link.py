@@ -165,6 +165,14 @@ class Link:
         return info
 
     @property
+    def attach_info(self) -> Any:
+        """The kernel's view of where this BPF link is attached, decoded by type
+        (:class:`corebpf.inventory.attach.LinkAttach`; ``.target`` is one line, e.g. ``"sys_enter"``)."""
+        from ..inventory.attach import decode_attach
+
+        return decode_attach(self._require_fd("read info of").fileno(), self.info)
+
+    @property
     def id(self) -> int:
         """The BPF link id."""
         return int(self.info.id)
