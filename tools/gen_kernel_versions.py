@@ -35,6 +35,9 @@ EXTRA: dict[str, dict[str, dict[str, str]]] = {
     },
     "map_types": {
         "CGRP_STORAGE": {"version": "6.2", "source": "kernel commit c4bcfb38a95e (bpf: Implement cgroup storage available to non-cgroup-attached bpf progs)"},
+        # the UAPI's names for CGROUP_STORAGE / PERCPU_CGROUP_STORAGE since 6.2 (same values)
+        "CGROUP_STORAGE_DEPRECATED": {"version": "4.19", "source": "kernel commit de9cbbaadba5 (BPF_MAP_TYPE_CGROUP_STORAGE)"},
+        "PERCPU_CGROUP_STORAGE_DEPRECATED": {"version": "4.20", "source": "kernel commit b741f1630346 (BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)"},
         "ARENA": {"version": "6.9", "source": "kernel commit 317460317a02 (bpf: Introduce bpf_arena)"},
     },
     "attach_types": {
