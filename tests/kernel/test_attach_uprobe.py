@@ -235,3 +235,19 @@ def test_usdt_arguments_through_libbpf_usdt_header(exe, target):
             report.close()
         target.run(3)
         assert obj.variables["calls"] == 5
+
+
+def test_tracefs_uprobe_with_pid_filter(exe, target):
+    import os
+
+    with counting_program("kprobe") as (p, m):
+        try:
+            link = links.uprobe(p, "libc.so.6", "getpgid", pid=target.pid, method="tracefs")
+        except links.AttachError as exc:
+            assert "uprobe_events" in str(exc)
+            return
+        with link:
+            for _ in range(20):
+                os.getpgid(0)
+            target.run(4)
+            assert count(m) == 4

@@ -57,16 +57,17 @@ def _kprobe_pmu(program: Any, func: str, offset: int, retprobe: bool, cookie: in
 
 
 def tracefs_probe_link(program: Any, file: str, definition_fmt: str, event: str, target: str, cookie: int,
-                       prefix: str) -> Link:
+                       prefix: str, pid: Optional[int] = None) -> Link:
     """Create a ``corebpf/<event>`` probe in ``file`` (kprobe_events/uprobe_events) from ``definition_fmt``
-    (``{name}`` is replaced by ``corebpf/<event>``), open its tracepoint and attach ``program``."""
+    (``{name}`` is replaced by ``corebpf/<event>``), open its tracepoint (for process ``pid`` only, if
+    given) and attach ``program``."""
     _tracefs.add_probe_event(file, definition_fmt.format(name=f"{_tracefs.GROUP}/{event}"))
     try:
         tp_id = _tracefs.event_id(_tracefs.GROUP, event)
         attr = g.PerfEventAttr(type=PerfType.TRACEPOINT, config=tp_id)
         attr.sample_period = 1
         attr.wakeup_events = 1
-        pfd = open_perf_event(attr, -1, 0)
+        pfd = open_perf_event(attr, pid, -1) if pid is not None else open_perf_event(attr, -1, 0)
         link = attach_perf_event(program, pfd, target, cookie=cookie, prefix=prefix)
     except BaseException:
         _tracefs.remove_probe_event(file, event)

@@ -14,7 +14,6 @@ from typing import Any, Optional, Sequence
 from .._sys import _generated as g
 from .._sys import ops
 from .._sys._generated import AttachType
-from ..errors import CoreBPFError
 from ._elfsym import function_offset, resolve_binary
 from . import _tracefs
 from .kprobe import pmu_config_bit, pmu_type, tracefs_probe_link
@@ -45,11 +44,9 @@ def _uprobe_pmu(program: Any, path: str, offset: int, retprobe: bool, pid: Optio
 
 def _uprobe_tracefs(program: Any, path: str, offset: int, retprobe: bool, pid: Optional[int], ref_ctr_offset: int,
                     cookie: int, target: str) -> Link:
-    if pid is not None:
-        raise CoreBPFError("tracefs uprobe_events cannot filter by pid (the uprobe PMU can)")
     event = _tracefs.unique_event_name("uretprobe" if retprobe else "uprobe", f"{path.rsplit('/', 1)[-1]}_{offset:x}")
     return tracefs_probe_link(program, "uprobe_events", uprobe_definition(path, offset, retprobe, ref_ctr_offset),
-                              event, target, cookie, "tracefs")
+                              event, target, cookie, "tracefs", pid)
 
 
 def uprobe_definition(path: str, offset: int, retprobe: bool = False, ref_ctr_offset: int = 0) -> str:
