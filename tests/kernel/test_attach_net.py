@@ -127,3 +127,22 @@ def test_missing_interface_lists_close_names(net):
             links.tc(p, "vaa", netns=net["ns_a"])
     with pytest.raises(links.TargetNotFoundError, match="network namespace"):
         links.xdp(p, "vb", netns=net["ns_b"] + "x")
+
+
+def test_tcx_ordering_before_and_after(net):
+    from corebpf import AttachType
+    from corebpf._sys import ops
+    from corebpf.links._netns import entered, ifindex
+
+    def order() -> list[int]:
+        with entered(net["ns_b"]):
+            return ops.prog_query(ifindex("vb"), AttachType.TCX_INGRESS)[0]
+
+    with counting_program("sched_cls", -1) as (a, _), counting_program("sched_cls", -1) as (b, _b), \
+            counting_program("sched_cls", -1) as (c, _c), counting_program("sched_cls", -1) as (d, _d):
+        with links.tc(a, "vb", netns=net["ns_b"], method="tcx_link") as la, \
+                links.tc(b, "vb", netns=net["ns_b"], method="tcx_link", before=la), \
+                links.tc(c, "vb", netns=net["ns_b"], method="tcx_link", before=True), \
+                links.tc(d, "vb", netns=net["ns_b"], method="tcx_link", after=b):
+            assert order() == [c.id, b.id, d.id, a.id]
+        assert order() == []

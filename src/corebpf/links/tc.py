@@ -22,10 +22,32 @@ ATTACH = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
 ETH_P_ALL = 3
 
 
-def _tcx(program: Any, interface: Union[str, int], direction: str, netns: _netns.NetNS, target: str) -> Link:
+BPF_F_BEFORE, BPF_F_AFTER, BPF_F_LINK = 1 << 3, 1 << 4, 1 << 13
+Anchor = Union[None, bool, Link, Any]
+"""Where a tcx program goes: None (appended), True (first with ``before``, last with ``after``), or a
+:class:`Link`/program already attached there to go just before/after."""
+
+
+def _placement(before: Anchor, after: Anchor) -> tuple[int, int]:
+    """(flags, relative fd) of the mprog API for ``before``/``after``."""
+    if before is not None and after is not None:
+        raise ValueError("give before= or after=, not both")
+    anchor, flag = (before, BPF_F_BEFORE) if before is not None else (after, BPF_F_AFTER)
+    if anchor is None or anchor is False:
+        return 0, 0
+    if anchor is True:
+        return flag, 0
+    if isinstance(anchor, Link):
+        return flag | BPF_F_LINK, anchor.fileno()
+    return flag, _fileno(anchor)
+
+
+def _tcx(program: Any, interface: Union[str, int], direction: str, netns: _netns.NetNS, target: str,
+         before: Anchor = None, after: Anchor = None) -> Link:
+    flags, rel = _placement(before, after)
     with _netns.entered(netns):
         idx = _netns.ifindex(interface)
-        fd = ops.link_create(_fileno(program), idx, ATTACH[direction])
+        fd = ops.link_create(_fileno(program), idx, ATTACH[direction], flags=flags, tcx__relative_fd=rel)
     return Link(target, "tcx_link", fd)
 
 
@@ -85,11 +107,13 @@ def _netlink(program: Any, interface: Union[str, int], direction: str, netns: _n
 
 
 def tc(program: Any, interface: Union[str, int], direction: str = "ingress", *, netns: _netns.NetNS = None,
-       priority: Optional[int] = None, method: Optional[str] = None) -> Link:
+       priority: Optional[int] = None, before: Anchor = None, after: Anchor = None,
+       method: Optional[str] = None) -> Link:
     """Attach a ``sched_cls`` program on ``interface`` ``direction`` (``"ingress"``/``"egress"``).
 
-    Methods: ``"tcx_link"`` then ``"netlink"`` (clsact + cls_bpf direct-action; ``priority`` chooses
-    the filter priority, default: the first free one). ``method`` forces one.
+    Methods: ``"tcx_link"`` (order among tcx programs with ``before``/``after``: True for first/last,
+    or the link or program to go next to) then ``"netlink"`` (clsact + cls_bpf direct-action;
+    ``priority`` chooses the filter priority, default: the first free one). ``method`` forces one.
     """
     if direction not in PARENTS:
         raise ValueError(f"direction must be 'ingress' or 'egress', not {direction!r}")
@@ -97,7 +121,7 @@ def tc(program: Any, interface: Union[str, int], direction: str = "ingress", *, 
     with _netns.entered(netns):
         _netns.ifindex(interface)
     return first_working(target, [
-        Method("tcx_link", lambda: _tcx(program, interface, direction, netns, target), "tcx"),
+        Method("tcx_link", lambda: _tcx(program, interface, direction, netns, target, before, after), "tcx"),
         Method("netlink", lambda: _netlink(program, interface, direction, netns, target, priority)),
     ], force=method)
 
