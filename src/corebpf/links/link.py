@@ -43,8 +43,10 @@ class Link:
     """A program attached somewhere.
 
     Attributes:
-        method: how it was attached (``"bpf_link"``, ``"perf_event+bpf_link"``, ``"perf_event+ioctl"``,
-            ``"tracefs+perf_event+bpf_link"``, ``"netlink"``, ``"prog_attach"``, ``"setsockopt"``...).
+        method: how it was attached: ``"bpf_link"``, ``"tcx_link"``, ``"<perf source>+bpf_link"`` or
+            ``"<perf source>+ioctl"`` (perf source: ``perf_event``, ``kprobe_pmu``, ``uprobe_pmu``, ``tracefs``),
+            ``"netlink"``, ``"prog_attach"``, ``"setsockopt"``, ``"map_update"``, ``"pinned"``; a link made by
+            :func:`corebpf.links.fallback` is prefixed with the kind used (``"tracepoint:perf_event+bpf_link"``).
         target: the attach point in one line (``"tracepoint syscalls/sys_enter_getpgid"``).
         attempts: the plan-B record: every method tried, in order, with why it failed.
     """
