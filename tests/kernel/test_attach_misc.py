@@ -80,3 +80,25 @@ def test_struct_ops_needs_a_struct_ops_map():
     with corebpf.Map.create("array", 4, 8, 1, flags=0) as m:
         with pytest.raises(corebpf.BPFError):
             links.struct_ops.__globals__["ops"].link_create(m.fileno(), 0, corebpf.AttachType.STRUCT_OPS)
+
+
+def test_sk_reuseport_counts_and_stops():
+    import socket
+
+    with counting_program("sk_reuseport", 1, expected_attach_type="sk_reuseport_select") as (p, m):
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for s in socks:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                s.bind(("127.0.0.1", socks[0].getsockname()[1] if s is not socks[0] else 0))
+            with links.reuseport(p, socks[0]) as link:
+                assert link.method == "setsockopt"
+                for _ in range(4):
+                    tx.sendto(b"x", socks[0].getsockname())
+                assert count(m) == 4
+            tx.sendto(b"x", socks[0].getsockname())
+            assert count(m) == 4
+        finally:
+            for s in [*socks, tx]:
+                s.close()

@@ -240,3 +240,10 @@ def test_usdt_argument_specs_x86():
         parse_args("4@%xmm0")
     with pytest.raises(CoreBPFError):
         parse_args("garbage")
+
+
+@pytest.mark.parametrize("section,why", [("xdp/devmap", "devmap"), ("syscall", "test_run"),
+                                         ("struct_ops/x", "struct_ops"), ("sk_reuseport", "sock=")])
+def test_sections_attached_elsewhere_say_how(section, why):
+    with pytest.raises(CoreBPFError, match=why):
+        attach_program(object(), section)

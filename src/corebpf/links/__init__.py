@@ -29,7 +29,7 @@ from .netfilter import netfilter
 from .perf_event import perf_event
 from .planb import AttachError, Attempt, TargetNotFoundError, fallback
 from .raw_tp import raw_tracepoint
-from .socket import flow_dissector, netns, sk_lookup, socket_filter, sockmap
+from .socket import flow_dissector, netns, reuseport, sk_lookup, socket_filter, sockmap
 from .struct_ops import struct_ops
 from .tc import tc
 from .tracepoint import tracepoint
@@ -47,6 +47,6 @@ __all__ = [
     "AttachReport", "attach", "attach_program", "attach_all", "fallback",
     "tracepoint", "raw_tracepoint", "tracing", "load_tracing", "btf_target", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace",
     "kprobe", "kretprobe", "ksyscall", "kprobe_multi", "uprobe", "uretprobe", "uprobe_multi", "usdt",
-    "perf_event", "xdp", "tc", "cgroup", "socket_filter", "sk_lookup", "flow_dissector", "netns", "sockmap",
+    "perf_event", "xdp", "tc", "cgroup", "socket_filter", "reuseport", "sk_lookup", "flow_dissector", "netns", "sockmap",
     "netfilter", "iterator", "struct_ops",
 ]

@@ -146,6 +146,17 @@ def _attach_targeted(program: Any, section: str, sdef: Any, base: str, targets: 
     from .. import links as api
 
     method = targets.get("method")
+    not_attachable = {
+        "XDP_DEVMAP": "is run from a devmap entry: store the program's fd in the DEVMAP value",
+        "XDP_CPUMAP": "is run from a cpumap entry: store the program's fd in the CPUMAP value",
+    }
+    why = not_attachable.get(sdef.attach_type_name) or {
+        "SYSCALL": "is not attached: run it with program.test_run()",
+        "STRUCT_OPS": "is attached through its struct_ops map: corebpf.links.struct_ops(map)",
+        "LIRC_MODE2": "is attached to a lirc device: not supported by corebpf.links",
+    }.get(sdef.prog_type.name)
+    if why:
+        raise CoreBPFError(f"section {section!r} {why}")
     if base.startswith("xdp"):
         _require(section, targets, "interface")
         return api.xdp(program, targets["interface"], mode=targets.get("mode"), netns=targets.get("netns"),
@@ -174,7 +185,12 @@ def _attach_targeted(program: Any, section: str, sdef: Any, base: str, targets: 
         return api.netfilter(program, **{k: v for k, v in targets.items() if k in keys})
     if base.startswith("sk_skb") or base == "sk_msg":
         _require(section, targets, "map")
-        return api.sockmap(program, targets["map"], sdef.attach_type)
+        if sdef.attach_type is None and "attach_type" not in targets:
+            raise NeedsTarget(section, "attach_type=")
+        return api.sockmap(program, targets["map"], targets.get("attach_type", sdef.attach_type))
+    if base.startswith("sk_reuseport"):
+        _require(section, targets, "sock")
+        return api.reuseport(program, targets["sock"])
     raise CoreBPFError(f"section {section!r} ({sdef.prog_type.name.lower()}) has no attach function in corebpf.links")
 
 

@@ -38,6 +38,31 @@ def socket_filter(program: Any, sock: Any) -> Link:
     return Link(f"socket filter on fd {fd}", "setsockopt", None, [detach])
 
 
+SO_ATTACH_REUSEPORT_EBPF = 52
+SO_DETACH_REUSEPORT_BPF = 68
+
+
+def reuseport(program: Any, sock: Any) -> Link:
+    """Attach an ``sk_reuseport`` program to the SO_REUSEPORT group of ``sock`` (detached on close)."""
+    fd = sock.fileno() if hasattr(sock, "fileno") else int(sock)
+    s = _socket.socket(fileno=os.dup(fd))
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, _fileno(program))
+    except BaseException:
+        s.close()
+        raise
+
+    def detach() -> None:
+        try:
+            s.setsockopt(_socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)
+        except OSError:
+            pass  # ENOENT: already detached
+        finally:
+            s.close()
+
+    return Link(f"sk_reuseport on fd {fd}", "setsockopt", None, [detach])
+
+
 def netns(program: Any, attach_type: "AttachType | str", netns: _netns.NetNS = None) -> Link:
     """Attach an ``sk_lookup`` or ``flow_dissector`` program to network namespace ``netns`` (ours when None)."""
     from ..programs.program import parse_attach_type
@@ -84,4 +109,4 @@ def sockmap(program: Any, map_: Any, attach_type: "AttachType | str") -> Link:
     return Link(f"{at.name.lower()} on map fd {_fileno(map_)}", "prog_attach", None, [detach])
 
 
-__all__ = ["socket_filter", "netns", "sk_lookup", "flow_dissector", "sockmap"]
+__all__ = ["socket_filter", "reuseport", "netns", "sk_lookup", "flow_dissector", "sockmap"]
