@@ -195,7 +195,8 @@ def check_kernel(spec: "ObjectSpec", reqs: ObjectRequirements, target: KernelTar
     except (CoreBPFError, OSError) as e:
         rep.error = str(e)
         return rep
-    object_problems = [f"{e.kind} {e.name} missing" for e in externs if e.status == "missing"]
+    object_problems = [f"{e.kind} {e.name} missing" + (f" (in {e.where})" if e.where else "")
+                       for e in externs if e.status == "missing"]
     for name, r in reqs.programs.items():
         v = _program_verdict(r, target, btf, enums, probe)
         pc = core.programs[name]

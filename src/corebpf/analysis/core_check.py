@@ -114,6 +114,17 @@ def _btf_has(btf: "BTF", name: str, func: bool) -> bool:
     return any(t.name == name for t in btf.find_all(name, kind))
 
 
+def _kallsyms(cache: dict[str, object]) -> Optional[set[str]]:
+    """Symbol names of /proc/kallsyms (None if unreadable), read once per check."""
+    if "kallsyms" not in cache:
+        try:
+            with open("/proc/kallsyms") as f:
+                cache["kallsyms"] = {line.split()[2] for line in f if line.count(" ") >= 2}
+        except OSError:
+            cache["kallsyms"] = None
+    return cache["kallsyms"]  # type: ignore[return-value]
+
+
 def _host_check(ext: "object", kind: str, cache: dict[str, object]) -> Optional["ExternCheck"]:
     """kconfig values and typeless ksyms of the running kernel (None when they cannot be read)."""
     name = ext.name  # type: ignore[attr-defined]
@@ -130,13 +141,7 @@ def _host_check(ext: "object", kind: str, cache: dict[str, object]) -> Optional[
             return None
         # an option absent from an available config reads as "n" (libbpf does the same)
         return ExternCheck(name, kind, weak, "ok", f"{kc.get(name) or 'n'} ({kc.source})")  # type: ignore[attr-defined]
-    if "kallsyms" not in cache:
-        try:
-            with open("/proc/kallsyms") as f:
-                cache["kallsyms"] = {line.split()[2] for line in f if line.count(" ") >= 2}
-        except OSError:
-            cache["kallsyms"] = None
-    syms = cache["kallsyms"]
+    syms = _kallsyms(cache)
     if syms is None:
         return None
     found = name in syms  # type: ignore[operator]
@@ -175,5 +180,12 @@ def check_externs(spec: "ObjectSpec", targets: Optional["TargetSet"], *, host: b
                 except CoreBPFError:
                     continue
         status = "ok" if where else ("weak-missing" if ext.weak else "missing")
+        if where and host and kind == "ksym":
+            # the kernel finds a typed ksym variable's address through kallsyms: without
+            # CONFIG_KALLSYMS_ALL data symbols are not there and the verifier refuses the load
+            syms = _kallsyms(cache)
+            if syms is not None and ext.name not in syms:
+                status = "weak-missing" if ext.weak else "missing"
+                where = f"{where} BTF, but not in /proc/kallsyms (CONFIG_KALLSYMS_ALL off?)"
         out.append(ExternCheck(ext.name, kind, ext.weak, status, where))
     return out
