@@ -161,7 +161,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'method':<11} {'calls/s':>12} {'ns/call':>9} {'overhead':>9} {'+ns':>7}  attached via")
     for row in result["rows"]:
         if "unavailable" in row:
-            print(f"{row['method']:<11} {'unavailable here':>40}  ({row['unavailable'][:110]})")
+            print(f"{row['method']:<11} {'unavailable here':>40}  ({row['unavailable'][:200]})")
             continue
         flag = "" if row["ran"] else "  (COUNTER DID NOT MOVE: program did not run)"
         print(f"{row['method']:<11} {row['calls_per_s']:>12,.0f} {row['ns_per_call']:>9.1f} "

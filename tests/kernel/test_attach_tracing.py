@@ -138,6 +138,8 @@ def test_fentry_and_lsm_refused_here_explain_and_fall_back():
                 if probe.supported:  # another kernel (VM matrix): fentry itself must have worked
                     assert link.method.startswith("fentry:")
                     assert count(m) >= 5
+                    link.close()
+                    _stops_after_close(m, getpgids)
                 else:
                     assert link.method.startswith("tracepoint:")
                     assert count(tp_map) >= 5
@@ -158,11 +160,27 @@ def test_lsm_load_error_names_lockdown():
         assert "lockdown" in str(ei.value) or "lsm" in str(ei.value).lower()
 
 
+def _kprobes_for_real(p: corebpf.Program, m: corebpf.Map) -> None:
+    """Kernels with kprobes (the VM matrix): every available method counts and stops; no tracefs leftovers."""
+    from corebpf.links._tracefs import our_probe_events
+
+    methods = [name for name, probe in (("kprobe_pmu", "kprobe_pmu"), ("tracefs", "kprobe_legacy"))
+               if features.attach_method(probe).supported]
+    for method in methods:
+        for ret in (False, True):
+            before = count(m)
+            with links.ksyscall(p, "getpgid", retprobe=ret, method=method) as link:
+                assert link.method.startswith(method)
+                getpgids(10)
+                assert count(m) - before >= 10
+            _stops_after_close(m, getpgids)
+    assert not [ln for ln in our_probe_events("kprobe_events") if f"_{os.getpid()}_" in ln]
+
+
 def test_kprobe_without_kprobes_says_why_for_each_method():
-    with counting_program("kprobe") as (p, _):
+    with counting_program("kprobe") as (p, m):
         if features.attach_method("kprobe_pmu").supported or features.attach_method("kprobe_legacy").supported:
-            with links.kprobe(p, "do_sys_openat2") as link:
-                assert link.method.split("+")[0] in ("kprobe_pmu", "tracefs")
+            _kprobes_for_real(p, m)
             return
         with pytest.raises(links.AttachError) as ei:
             links.kprobe(p, "do_sys_openat2")

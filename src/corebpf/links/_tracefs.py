@@ -59,7 +59,7 @@ def event_id(category: str, name: str) -> int:
 
 def unique_event_name(kind: str, what: str) -> str:
     """A tracefs event name no other corebpf process uses: ``<kind>_<what>_<pid>_<n>`` sanitised."""
-    clean = "".join(c if c.isalnum() else "_" for c in what)[:40]
+    clean = "".join(c if c.isalnum() else "_" for c in what)[:32]  # the kernel caps event names at 64
     with _lock:
         n = next(_counter)
     return f"{kind}_{clean}_{os.getpid()}_{n}"
