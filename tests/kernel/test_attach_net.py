@@ -4,6 +4,7 @@ netlink plan B paths (XDP, clsact + cls_bpf) are run for real and leave nothing 
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -58,6 +59,7 @@ def test_xdp_default_chooses_bpf_link_and_records_plan(net):
 @pytest.mark.parametrize("direction", ["ingress", "egress"])
 def test_tc_on_veth_counts_and_stops(net, method, direction):
     ns, dev = (net["ns_b"], "vb") if direction == "ingress" else (net["ns_a"], "va")
+    _need_tcx(method)
     with counting_program("sched_cls", TC_ACT_OK) as (p, m):
         link = links.tc(p, dev, direction, netns=ns, method=method)
         assert link.method == method
@@ -68,6 +70,16 @@ def test_tc_on_veth_counts_and_stops(net, method, direction):
         assert "bpf" not in sh("tc", "-n", ns, "filter", "show", "dev", dev, direction).stdout
         if method == "netlink":  # the qdisc we created is gone again
             assert "clsact" not in sh("tc", "-n", ns, "qdisc", "show", "dev", dev).stdout
+
+
+def _need_tcx(method: str = "tcx_link") -> None:
+    """tcx exists from Linux 6.6: older kernels (VM matrix) skip, 6.6+ must have it."""
+    if method != "tcx_link" or features.attach_method("tcx").supported:
+        return
+    release = tuple(int(x) for x in os.uname().release.split(".")[:2])
+    if release >= (6, 6):
+        pytest.fail(f"tcx must exist on Linux {os.uname().release}: {features.attach_method('tcx').reason}")
+    pytest.skip(f"tcx links need Linux >= 6.6: {features.attach_method('tcx').reason}")
 
 
 def test_sk_lookup_on_netns_counts_and_stops(net):
@@ -133,6 +145,8 @@ def test_tcx_ordering_before_and_after(net):
     from corebpf import AttachType
     from corebpf._sys import ops
     from corebpf.links._netns import entered, ifindex
+
+    _need_tcx()
 
     def order() -> list[int]:
         with entered(net["ns_b"]):
