@@ -11,6 +11,7 @@ Records are 8 and 64 bytes. Consumers:
 * ``corebpf batch+numpy``: the same plus ``batch.array()["seq"].sum()`` (reads every record's data;
   informational, the C callback does not read the data);
 * ``corebpf batch iter``: the same, iterating the batch's memoryviews one by one (informational);
+* ``corebpf batch iter_bytes``: the same, iterating ``batch.iter_bytes()`` copies (informational);
 * ``corebpf callback``: ``ring.consume(callback)`` with a counting Python callback (gets ``bytes``);
 * ``libbpf ctypes callback``: the bcc pattern, libbpf.so through ctypes with ``ring_buffer__new`` and a
   ``CFUNCTYPE`` Python callback doing the same counting.
@@ -179,6 +180,17 @@ def corebpf_drains(ring: RingBuffer) -> dict[str, Callable[[], int]]:
                 return n
             n += k
 
+    def batch_bytes() -> int:
+        n = 0
+        while True:
+            with ring.read_batch() as b:
+                k = 0
+                for _ in b.iter_bytes():
+                    k += 1
+            if not k:
+                return n
+            n += k
+
     count = [0]
 
     def on_record(record: bytes) -> None:
@@ -190,7 +202,7 @@ def corebpf_drains(ring: RingBuffer) -> dict[str, Callable[[], int]]:
         return count[0]
 
     return {"corebpf batch": batch_len, "corebpf batch+numpy": batch_numpy, "corebpf batch iter": batch_iter,
-            "corebpf callback": callback}
+            "corebpf batch iter_bytes": batch_bytes, "corebpf callback": callback}
 
 
 def measure(binary: str, bench: Bench, rounds: int) -> dict[str, list[float]]:
@@ -244,11 +256,12 @@ def main() -> None:
             print(f"\n{size}-byte records, {bench.per_fill} per fill of a {args.ring_mb} MiB ring, "
                   f"{args.rounds} rounds (records/s, median and best round):")
             for name in med:
-                print(f"  {name:<24}{fmt(med[name])}  {fmt(best[name])}")
+                print(f"  {name:<26}{fmt(med[name])}  {fmt(best[name])}")
             print("  ratios (median, best):")
             for name, anchor, goal in (("corebpf batch", "libbpf C", BATCH_GOAL),
                                        ("corebpf batch+numpy", "libbpf C", None),
                                        ("corebpf batch iter", "libbpf C", None),
+                                       ("corebpf batch iter_bytes", "libbpf C", None),
                                        ("corebpf callback", "libbpf ctypes callback", CALLBACK_GOAL)):
                 ratio = med[name] / med[anchor]
                 ratio_best = best[name] / best[anchor]
