@@ -251,3 +251,39 @@ def test_tracefs_uprobe_with_pid_filter(exe, target):
                 os.getpgid(0)
             target.run(4)
             assert count(m) == 4
+
+
+def test_pinned_tracefs_uprobe_keeps_its_event_until_unpinned(exe, target):
+    import os
+    import time
+    import uuid
+
+    from corebpf.links._tracefs import our_probe_events, remove_probe_events
+    from corebpf.node.mounts import ensure_mounted
+
+    mine = f"_{os.getpid()}_"
+    pin = os.path.join(ensure_mounted("bpffs"), f"corebpf-uprobe-{uuid.uuid4().hex[:8]}")
+    with counting_program("kprobe") as (p, m):
+        try:
+            link = links.uprobe(p, exe, "corebpf_target", method="tracefs")
+        except links.AttachError as exc:
+            pytest.skip(f"no tracefs uprobes: {exc}")
+        try:
+            if link.fd is None:
+                link.close()
+                pytest.skip("perf links need Linux >= 5.15")
+            link.pin(pin)
+            link.close()  # returns at once: the pinned link still needs the event
+            assert [ln for ln in our_probe_events("uprobe_events") if mine in ln]
+            target.run(2)
+            assert count(m) == 2
+        finally:
+            if os.path.exists(pin):
+                os.unlink(pin)
+        removed = []
+        for _ in range(200):  # the kernel frees the perf event after an RCU grace period
+            removed += remove_probe_events(os.getpid())
+            if not [ln for ln in our_probe_events("uprobe_events") if mine in ln]:
+                break
+            time.sleep(0.01)
+        assert removed and not [ln for ln in our_probe_events("uprobe_events") if mine in ln]

@@ -247,3 +247,21 @@ def test_usdt_argument_specs_x86():
 def test_sections_attached_elsewhere_say_how(section, why):
     with pytest.raises(CoreBPFError, match=why):
         attach_program(object(), section)
+
+
+def test_public_api_contract():
+    """Every public name is documented; attach functions take the program first."""
+    import inspect
+
+    from corebpf import links
+
+    for name in links.__all__:
+        obj = getattr(links, name)
+        assert obj.__doc__ and obj.__doc__.strip(), name
+        if inspect.isfunction(obj) and name not in ("attach_all", "fallback", "btf_target", "load_tracing", "struct_ops",
+                                                     "remove_probe_events"):
+            first = next(iter(inspect.signature(obj).parameters))
+            assert first == "program", f"{name}({first}, ...)"
+        if inspect.isfunction(obj):
+            hints = obj.__annotations__
+            assert "return" in hints, f"{name} has no return annotation"

@@ -19,6 +19,7 @@ Submodules share names with their attach functions: reach a module's other names
 
 from __future__ import annotations
 
+from ._tracefs import remove_probe_events
 from .auto import AttachReport, NeedsTarget, attach_all, attach_program
 from .cgroup import cgroup
 from .iter import IterLink, iterator
@@ -44,7 +45,7 @@ attach = attach_program
 
 __all__ = [
     "Link", "MultiLink", "IterLink", "LinkError", "AttachError", "Attempt", "TargetNotFoundError", "NeedsTarget",
-    "AttachReport", "attach", "attach_program", "attach_all", "fallback",
+    "AttachReport", "attach", "attach_program", "attach_all", "fallback", "remove_probe_events",
     "tracepoint", "raw_tracepoint", "tracing", "load_tracing", "btf_target", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace",
     "kprobe", "kretprobe", "ksyscall", "kprobe_multi", "uprobe", "uretprobe", "uprobe_multi", "usdt",
     "perf_event", "xdp", "tc", "cgroup", "socket_filter", "reuseport", "sk_lookup", "flow_dissector", "netns", "sockmap",

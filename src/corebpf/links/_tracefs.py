@@ -118,5 +118,33 @@ def our_probe_events(file: str) -> list[str]:
         return []
 
 
-__all__ = ["GROUP", "tracefs", "list_events", "event_id", "unique_event_name", "add_probe_event",
+def _event_pid(line: str) -> Optional[int]:
+    """The pid embedded in a corebpf event line (``p:corebpf/kprobe_fn_<pid>_<n> ...``)."""
+    name = line.split()[0].split("/", 1)[-1]
+    parts = name.rsplit("_", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def remove_probe_events(pid: Optional[int] = None) -> list[str]:
+    """Remove corebpf probe events left behind: those of process ``pid``, or (default) of processes that
+    no longer run (e.g. killed, or whose pinned links were since unpinned). Events still in use stay.
+    Returns the removed event names."""
+    removed = []
+    for file in ("kprobe_events", "uprobe_events"):
+        for line in our_probe_events(file):
+            owner = _event_pid(line)
+            if owner is None or (pid is not None and owner != pid):
+                continue
+            if pid is None and os.path.exists(f"/proc/{owner}"):
+                continue
+            event = line.split()[0].split("/", 1)[1]
+            try:
+                remove_probe_event(file, event, timeout=0)
+                removed.append(event)
+            except CoreBPFError:
+                pass  # busy: a pinned link still uses it
+    return removed
+
+
+__all__ = ["remove_probe_events", "GROUP", "tracefs", "list_events", "event_id", "unique_event_name", "add_probe_event",
            "remove_probe_event", "our_probe_events"]

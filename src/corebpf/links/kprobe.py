@@ -72,7 +72,13 @@ def tracefs_probe_link(program: Any, file: str, definition_fmt: str, event: str,
     except BaseException:
         _tracefs.remove_probe_event(file, event)
         raise
-    link.add_cleanup(lambda: _tracefs.remove_probe_event(file, event), last=True)  # after the perf event
+    pins = link.pinned_at  # a pinned link keeps using the event: then the entry stays (and is reported)
+
+    def remove() -> None:
+        if not pins:
+            _tracefs.remove_probe_event(file, event)
+
+    link.add_cleanup(remove, last=True)  # after the perf event is closed
     return link  # the link's finalizer also runs at interpreter exit: no entry outlives us
 
 

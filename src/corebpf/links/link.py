@@ -59,6 +59,8 @@ class Link:
         self.method = method
         self.attempts: list[Attempt] = list(attempts or [])
         self._fd = fd
+        self.pinned_at: list[str] = []
+        """Paths this link was pinned at by :meth:`pin` (cleanups that would break a pin check it)."""
         self._cleanups: list[Cleanup] = list(cleanups or [])
         # undo non-fd state (tracefs entries, netlink attachments, qdiscs) even if never closed
         self._finalizer = weakref.finalize(self, _run_all, self._cleanups)
@@ -143,6 +145,7 @@ class Link:
         if not os.path.isdir(os.path.dirname(os.path.abspath(p)) or "/"):
             raise LinkError(f"cannot pin at {p}: directory does not exist")
         ops.obj_pin(fd.fileno(), p)
+        self.pinned_at.append(p)
 
     @staticmethod
     def unpin(path: "str | os.PathLike[str]") -> None:
