@@ -329,7 +329,7 @@ def test_async_poller_events_and_batches(counters):
                     break
             producers.run(progs[0], 4)
             n = 0
-            async for batch in poller.batches(interval=0.02):
+            async for batch in poller.abatches(interval=0.02):
                 n += len(batch)
                 if n == 4:
                     break
@@ -470,3 +470,16 @@ def test_close_releases_fds_and_mappings(counters):
 def test_public_names():
     assert corebpf.RingBuffer is RingBuffer and corebpf.Poller is Poller
     assert corebpf.PerfBuffer.__name__ == "PerfBuffer" and corebpf.UserRingBuffer.__name__ == "UserRingBuffer"
+
+
+def test_sync_batches_and_field_columns(counters):
+    ring = _ringbuf_or_skip(4 * PAGE)
+    rt = RecordType(np.dtype([("seq", "<u8"), ("zero", "<u8")]))
+    with ring, producers.ringbuf_output_producer(ring, counters, 16) as prog, \
+            RingBuffer(ring, record_type=rt) as rb:
+        threading.Timer(0.02, producers.run, (prog, 10)).start()
+        seen: list[int] = []
+        for batch in rb.batches(timeout=0.3):  # ends after 0.3 s without records
+            seen += batch["seq"].tolist()  # the GUIDE's batch["pid"] style
+            assert batch["zero"].sum() == 0
+        assert seen == list(range(10)) and rb.pending == 0

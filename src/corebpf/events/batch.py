@@ -114,7 +114,11 @@ class Batch(Sequence):  # type: ignore[type-arg]
         return chain.from_iterable(segment_views(seg)[1] for seg in self._segments)
 
     def __getitem__(self, index: Any) -> Any:
+        """``batch[i]``: record ``i`` as a memoryview; ``batch[i:j]``: a list of them; ``batch["field"]``:
+        that field of every record (a column of :meth:`array`)."""
         self._check()
+        if isinstance(index, str):
+            return self.array()[index]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self._count))]
         if index < 0:

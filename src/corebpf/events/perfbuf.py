@@ -17,7 +17,7 @@ import fcntl
 import mmap
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from itertools import starmap
 from operator import length_hint
@@ -356,6 +356,12 @@ class PerfBuffer:
         if not self._has_data():
             self._own_poller().wait(timeout)
         return self.read_batches()
+
+    def batches(self, timeout: Optional[float] = None) -> Iterator[Batch]:
+        """``for batch in reader.batches(timeout=1.0)``: batches as they come (waiting like :meth:`poll`),
+        each released when the next is asked for; ends when a wait of ``timeout`` seconds finds nothing
+        (None: never)."""
+        return self._own_poller().batches(timeout)
 
     def _own_poller(self) -> Any:
         if self._poller is None:

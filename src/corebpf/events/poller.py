@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import select
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Optional
 
 from .batch import Batch
@@ -186,9 +186,24 @@ class Poller:
         """
         return _events(self, copy, interval, with_source)
 
-    def batches(self, *, interval: float = 0.25) -> AsyncIterator[Batch]:
-        """``async for batch in poller.batches()``: zero-copy batches, each released when the next is asked for."""
+    def abatches(self, *, interval: float = 0.25) -> AsyncIterator[Batch]:
+        """``async for batch in poller.abatches()``: zero-copy batches, each released when the next is asked for."""
         return _batches(self, interval)
+
+    def batches(self, timeout: Optional[float] = None) -> Iterator[Batch]:
+        """``for batch in poller.batches(timeout=1.0)``: batches as they come, each released when the
+        next is asked for; ends when a wait of ``timeout`` seconds finds nothing (None: never)."""
+        try:
+            while not self.closed:
+                batches = self.poll_batches(timeout)
+                if not batches:
+                    if timeout is not None:
+                        return
+                    continue
+                yield from batches
+        finally:
+            if not self.closed:
+                self.release()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.events()
