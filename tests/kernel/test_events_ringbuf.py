@@ -483,3 +483,22 @@ def test_sync_batches_and_field_columns(counters):
             seen += batch["seq"].tolist()  # the GUIDE's batch["pid"] style
             assert batch["zero"].sum() == 0
         assert seen == list(range(10)) and rb.pending == 0
+
+
+def test_records_across_the_end_of_the_ring_stay_contiguous(counters):
+    """The kernel maps the data pages twice: a batch that runs past the end of the ring is still one
+    zero-copy view (no record is split), round after round."""
+    ring = _ringbuf_or_skip(PAGE)
+    expected = 0
+    crossed = 0
+    with ring, producers.ringbuf_output_producer(ring, counters, 48) as prog, RingBuffer(ring) as rb:
+        for _ in range(40):
+            producers.run(prog, 50)  # 50 * 56 bytes: most batches cross the end of the 4 KiB ring
+            start = rb.consumer_pos % rb.size
+            with rb.read_batch() as b:
+                arr = b.array(np.dtype([("seq", "<u8"), ("rest", "V40")]))
+                crossed += start + b.nbytes + 8 * len(b) > rb.size
+                assert arr["seq"].tolist() == list(range(expected, expected + 50))
+                assert np.shares_memory(arr, np.frombuffer(rb._prod_mm, np.uint8))  # not a copy
+            expected += 50
+        assert crossed >= 20
