@@ -85,6 +85,7 @@ class PerfBuffer:
     Same reading APIs as :class:`RingBuffer`: :meth:`read_batches` (one zero-copy :class:`Batch` per
     CPU with data), :meth:`consume` / :meth:`poll` with a per-record callback, ``async for``. Lost
     samples: :attr:`lost` (total), :attr:`lost_per_cpu`, and ``lost_callback(cpu, count)``.
+    Use a reader from one thread at a time.
     """
 
     def __init__(self, map: Any, pages: int = 8, callback: Optional[Callback] = None, *,

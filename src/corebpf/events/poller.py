@@ -21,7 +21,8 @@ class Poller:
     ``Poller(ring_a, perf_b)`` or :meth:`add` one by one, each with an optional callback that
     overrides the buffer's own. :meth:`poll` waits and calls callbacks; :meth:`poll_batches` waits and
     returns batches; ``async for source, value in poller.events()`` iterates from asyncio. The
-    poller does not own the buffers: closing it leaves them open.
+    poller does not own the buffers: closing it leaves them open; closing a buffer removes it from
+    its pollers. Use a poller from one thread at a time.
     """
 
     def __init__(self, *sources: Any) -> None:

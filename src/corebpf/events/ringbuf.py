@@ -73,6 +73,8 @@ class RingBuffer:
       iterates from asyncio.
 
     Several rings (and perf buffers) share one wait with :class:`~corebpf.events.poller.Poller`.
+    A ring has one consumer: use a reader from one thread at a time (two readers of the same ring
+    would each move the shared consumer position under the other).
     """
 
     def __init__(self, map: Any, callback: Optional[Callback] = None, *,
