@@ -102,9 +102,10 @@ def _all_kinds_btf() -> bytes:
     ptr = b.add_ptr(tagged)
     s = b.add_struct("s", 32, [("a", i, 0), ("d", dbl, 64), ("e", e64, 128), ("p", ptr, 192)])
     v = b.add_var("gv", s, 1)
+    flag = b.add_var("flag", b.add_int("char", 1, signed=True), 1)  # 1 byte at the section's end
     b.add_decl_tag("member_tag", s, 0)
     b.add_decl_tag("var_tag", v)
-    b.add_datasec(".data", 32, [(v, 0, 32)])
+    b.add_datasec(".data", 33, [(v, 0, 32), (flag, 32, 1)])
     proto = b.add_func_proto(i, [("x", i)])
     b.add_func("fn", proto, 1)
     return b.encode()

@@ -6,7 +6,7 @@ not know with one it does, keeping sizes so map key/value layouts still check:
 =====================  ======================================================================
 missing feature        replacement
 =====================  ======================================================================
-DATASEC/VAR            VAR -> ``int`` (INT, 4 bytes); DATASEC -> STRUCT of the same size whose
+DATASEC/VAR            VAR -> 1-byte INT (fits any variable); DATASEC -> STRUCT of the same size whose
                        members are the variables (``.`` in the name becomes ``_``)
 FUNC/FUNC_PROTO        FUNC_PROTO -> ENUM (parameters become enumerators); FUNC -> TYPEDEF
 FUNC linkage           FUNC with global/extern linkage -> static
@@ -108,7 +108,8 @@ def sanitize(btf: "BTF | bytes", features: BTFFeatures, *, strict: bool = False)
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
         if not features.datasec and kind == Kind.VAR:
-            rec[:] = [rec[0], _info(Kind.INT, 0), 4, 32]
+            # 1 byte: the struct standing in for the DATASEC must still hold a 1-byte variable at its end
+            rec[:] = [rec[0], _info(Kind.INT, 0), 1, 8]
         elif not features.datasec and kind == Kind.DATASEC:
             name = btf.string_at(rec[0]).replace(".", "_") if rec[0] else ""
             members: list[int] = []
