@@ -69,17 +69,84 @@ def test_flow_dissector_on_a_test_namespace():
             pass
 
 
-def test_struct_ops_needs_a_struct_ops_map():
+def _tiny_btf() -> "corebpf._sys.fd.FD":
+    """A BTF object with one int: struct_ops maps must name an object BTF even for a kernel value type."""
+    import struct
+
+    from corebpf._sys.fd import FD
+
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)  # "int": INT, 4 bytes, 32 bits
+    strs = b"\0int\0"
+    raw = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs)) + types + strs
+    fd, log = ops.btf_load(raw)
+    assert fd >= 0, log
+    return FD(fd)
+
+
+def test_struct_ops_tcp_congestion_control_registered_while_linked():
+    """A struct_ops map (a TCP congestion control made of three tiny programs) is registered only while its
+    link lives: sockets can select it by name, and cannot after the link closes."""
+    import socket
+    import uuid
+
+    from corebpf import features
+    from corebpf.asm.builder import R0, assemble, exit_, mov64
+    from corebpf.btf import BTF
+    from corebpf.btf.types import Kind
+
+    if not features.prog_type("struct_ops").supported:
+        pytest.skip(f"struct_ops programs: {features.prog_type('struct_ops').reason}")
+    btf = BTF.vmlinux()
+    try:
+        value_t = btf.find("bpf_struct_ops_tcp_congestion_ops", Kind.STRUCT)
+    except KeyError:
+        pytest.skip("no TCP congestion control struct_ops in this kernel")
+    ca = btf.find("tcp_congestion_ops", Kind.STRUCT)
+    data_off = {m.name: m.offset for m in value_t.members}["data"]
+    member = {m.name: (i, m.offset) for i, m in enumerate(ca.members)}
+    name = f"cbpf_{uuid.uuid4().hex[:6]}"
+    value = bytearray(value_t.size)
+    name_off = data_off + member["name"][1]
+    value[name_off:name_off + len(name)] = name.encode()
+    progs = []
+    try:
+        for fn, ret in (("ssthresh", 2), ("cong_avoid", 0), ("undo_cwnd", 2)):
+            p = corebpf.Program.load(assemble([mov64(R0, ret), exit_()]), "struct_ops",
+                                     expected_attach_type=member[fn][0], attach_btf_id=ca.id)
+            progs.append(p)
+            off = data_off + member[fn][1]
+            value[off:off + 8] = p.fileno().to_bytes(8, "little")
+        with _tiny_btf() as bfd:
+            mfd = ops.map_create(corebpf.MapType.STRUCT_OPS, 4, value_t.size, 1, flags=links.struct_ops.__globals__[
+                "BPF_F_LINK"], name="cc", btf_fd=bfd.fileno(), btf_vmlinux_value_type_id=value_t.id)
+        with corebpf.Map.from_fd(mfd) as m:
+            ops.map_update_elem(m.fileno(), (0).to_bytes(4, "little"), bytes(value))
+
+            def selectable() -> bool:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    try:
+                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+                        return True
+                    except OSError:
+                        return False
+
+            assert not selectable()
+            with links.struct_ops(m) as link:
+                assert link.method == "bpf_link"
+                assert selectable()
+                assert name in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read()
+            assert not selectable()
+    finally:
+        for p in progs:
+            p.close()
+
+
+def test_struct_ops_without_link_flag_is_the_map_update_path():
     with corebpf.Map.create("array", 4, 8, 1) as m:
-        m_info_flags = m.info.flags
-        assert not m_info_flags & links.struct_ops.__globals__["BPF_F_LINK"]
         link = links.struct_ops(m)  # no BPF_F_LINK: registered by the map update, unregistered by delete
         assert link.method == "map_update"
         with pytest.raises(corebpf.BPFError):
-            link.close()  # an array's element cannot be deleted: the kernel says so
-    with corebpf.Map.create("array", 4, 8, 1, flags=0) as m:
-        with pytest.raises(corebpf.BPFError):
-            links.struct_ops.__globals__["ops"].link_create(m.fileno(), 0, corebpf.AttachType.STRUCT_OPS)
+            link.close()  # an array's element cannot be deleted: the kernel's refusal surfaces
 
 
 def test_sk_reuseport_counts_and_stops():
