@@ -170,5 +170,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "error" in broken.stderr
     none = _run("compat", str(CORPUS / "core_fields.bpf.o"))
     assert none.returncode == 2
-    vm = _run("compat", str(CORPUS / "core_fields.bpf.o"), "--btf", "host", "--vm", "debian:6.1")
-    assert vm.returncode == 2 and "vmtest" in vm.stderr
+    unknown = _run("compat", str(CORPUS / "core_fields.bpf.o"), "--btf", "debian:4.19")
+    assert unknown.returncode == 1 and "debian:4.19" in unknown.stdout + unknown.stderr
+    vm = _run("compat", str(CORPUS / "core_fields.bpf.o"), "--vm", "debian:4.19")
+    assert vm.returncode == 1 and "debian:<series>" in vm.stderr

@@ -3,9 +3,12 @@ kernel images, BTFHub-style directory trees, Debian kernel specs, or the running
 
     targets = find_targets(["host", "btfhub/ubuntu/20.04", "vmlinux-6.1", "debian:6.12"])
 
-Each :class:`KernelTarget` reads its BTF on first use. Its kernel version comes from, in order: an
-explicit override, the running kernel (``host``), the ``Linux version`` banner of a vmlinux image, or
-the first ``N.M`` in the file name (BTFHub names files by release: ``5.4.0-1012-aws.btf.tar.xz``).
+Each :class:`KernelTarget` reads its BTF on first use. Debian kernels (``debian:6.1``, a
+``linux-image-*`` package name, a ``.deb``) and compressed images (bzImage/vmlinuz) go through
+:func:`corebpf.kernels.resolve_kernel` (fetched with apt and cached; BTF extracted from the image).
+The kernel version comes from, in order: an explicit override, the running kernel (``host``), the
+spec or file name (BTFHub names files by release: ``5.4.0-1012-aws.btf.tar.xz``), the ``Linux version``
+banner of a vmlinux image, the release of a resolved Debian image.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["KernelTarget", "TargetError", "find_targets", "HOST"]
 
 HOST = "host"
-_BTF_SUFFIXES = (".btf.tar.xz", ".btf.xz", ".btf", ".tar.xz")
+_BTF_SUFFIXES = (".btf.tar.xz", ".btf.xz", ".btf", ".tar.xz", ".deb")
 _BANNER = re.compile(rb"Linux version (\d+\.\d+[\w.+~-]*)")
 
 
@@ -65,12 +68,9 @@ def _is_bzimage(path: Path) -> bool:
     return len(head) >= 0x206 and head[0x202:0x206] == b"HdrS"
 
 
-def _kernels_module():  # the Debian kernel fetcher / BTF extractor, when this build has it
-    try:
-        import corebpf.kernels as kernels  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return kernels
+def _is_kernel_spec(spec: str) -> bool:
+    """A kernel :func:`corebpf.kernels.resolve_kernel` fetches: a Debian series or package, a .deb."""
+    return spec.startswith(("debian:", "linux-image-")) or spec.endswith(".deb")
 
 
 def _load(t: KernelTarget) -> "BTF":
@@ -79,16 +79,14 @@ def _load(t: KernelTarget) -> "BTF":
     if t.host:
         return BTF.vmlinux()
     path = Path(t.source)
-    if t.source.startswith("debian:") or _is_bzimage(path):
-        kernels = _kernels_module()
-        if kernels is None or not hasattr(kernels, "extract_btf"):
-            raise TargetError(f"{t.source}: a compressed kernel image or Debian package needs BTF extraction "
-                              f"(corebpf.kernels), which this build lacks; give a vmlinux ELF or a BTF file")
-        image = t.source
-        if t.source.startswith("debian:"):
-            image = kernels.resolve_kernel(t.source)
-            image = getattr(image, "vmlinuz", image)
-        return BTF.from_bytes(kernels.extract_btf(image), name=t.name)
+    if _is_kernel_spec(t.source) or _is_bzimage(path):
+        from ..kernels import resolve_kernel
+
+        image = resolve_kernel(t.source)  # KernelError (a CoreBPFError) says what went wrong
+        version = parse_version(image.release)
+        if version is not None and t.version is None:
+            t.version = version
+        return BTF.from_file(image.btf_path())
     return BTF.from_file(path)
 
 
@@ -139,8 +137,8 @@ def find_targets(specs: Sequence[str], versions: Optional[dict[str, str]] = None
     for spec in specs:
         if spec == HOST:
             out.append(KernelTarget(HOST, "/sys/kernel/btf/vmlinux", parse_version(os.uname().release), host=True))
-        elif spec.startswith("debian:"):
-            out.append(KernelTarget(spec, spec, parse_version(spec.split(":", 1)[1])))
+        elif _is_kernel_spec(spec) and not Path(spec).exists():
+            out.append(KernelTarget(spec, spec, parse_version(spec.split(":", 1)[-1])))
         else:
             p = Path(spec)
             if p.is_dir():
