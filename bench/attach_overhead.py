@@ -70,6 +70,7 @@ COUNTER = {"tp_getpgid": "tp_hits", "raw_sys_enter": "raw_hits", "btf_sys_enter"
 
 
 def build_loop(workdir: str) -> str:
+    """Compile the getpgid loop into ``workdir``; returns the executable."""
     src = os.path.join(workdir, "getpgid_loop.c")
     exe = os.path.join(workdir, "getpgid_loop")
     with open(src, "w") as f:
@@ -79,6 +80,7 @@ def build_loop(workdir: str) -> str:
 
 
 def c_runner(exe: str, calls: int) -> Callable[[], float]:
+    """A measurement: run the C loop once, return calls per second (timed inside the loop binary)."""
     def run() -> float:
         out = subprocess.run([exe, str(calls)], check=True, capture_output=True, text=True).stdout
         return calls / (int(out) / 1e9)
@@ -86,6 +88,7 @@ def c_runner(exe: str, calls: int) -> Callable[[], float]:
 
 
 def py_runner(calls: int) -> Callable[[], float]:
+    """A measurement: ``os.getpgid`` in a Python loop, return calls per second."""
     def run() -> float:
         getpgid = os.getpgid
         t = time.perf_counter()
@@ -109,6 +112,7 @@ def load_object() -> tuple[Any, dict[str, str]]:
 
 
 def measure(calls: int, rounds: int, use_python: bool) -> dict[str, Any]:
+    """Run the whole table: baseline and each attach method, alternating, ``rounds`` times."""
     workdir = tempfile.mkdtemp(prefix="corebpf-bench-")
     try:
         runner = py_runner(calls) if use_python or not shutil.which("gcc") else c_runner(build_loop(workdir), calls)
@@ -155,6 +159,7 @@ def measure(calls: int, rounds: int, use_python: bool) -> dict[str, Any]:
 
 
 def print_table(result: dict[str, Any]) -> None:
+    """The human table."""
     print(f"getpgid overhead per attach method  (Linux {result['kernel']}, {result['cpus']} CPUs, "
           f"{result['loop']}, {result['calls']} calls x {result['rounds']} rounds, median; "
           f"load average {result['loadavg']:.2f})")
@@ -169,6 +174,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    """Command line entry; exit 1 when an attached program did not run."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=1_000_000, help="getpgid calls per measurement")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median reported)")
