@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._sys.handle import fd_kind  # re-exported: maps was its first home
+
 import os
 from dataclasses import dataclass
 
@@ -44,25 +46,6 @@ def map_info(fd: int) -> MapInfo:
                    btf_value_type_id=raw.btf_value_type_id,
                    btf_vmlinux_value_type_id=raw.btf_vmlinux_value_type_id, map_extra=raw.map_extra,
                    ifindex=raw.ifindex)
-
-
-def fd_kind(fd: int) -> str:
-    """``"map"``, ``"prog"``, ``"link"``, ``"btf"``... for a BPF fd, ``""`` for anything else.
-
-    The kernel's info command dispatches on the fd's kind, so this is checked before trusting it.
-    """
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return ""
-    prefix = "anon_inode:bpf-"
-    if target.startswith(prefix):
-        return target[len(prefix):]
-    if target.startswith("anon_inode:[bpf"):  # older spelling
-        return target.strip("[]").split("_")[-1]
-    if target.startswith("anon_inode:btf"):
-        return "btf"
-    return ""
 
 
 __all__ = ["MapInfo", "map_info", "fd_kind"]

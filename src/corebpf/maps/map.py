@@ -19,12 +19,13 @@ from typing import Any, Optional, Union
 from .._sys import ops
 from .._sys._generated import Cmd, MapType
 from .._sys.fd import FD
+from .._sys.handle import Handle
 from .._sys.syscall import bpf_raw, make_error
 from .._sys import _generated as g
 from ..errors import BPFError, BPFNotSupportedError, error_class
 from . import batch as _batch
 from . import percpu as _percpu
-from .info import MapInfo, fd_kind, map_info
+from .info import MapInfo, map_info
 from .types import PAGE_SIZE, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, Kind, UpdateFlags, check_create, parse_map_type, rules_for
 
 Key = Union[bytes, bytearray, memoryview, int]
@@ -32,13 +33,16 @@ Value = Any
 _MISSING: Any = object()
 
 
-class Map(MutableMapping):  # type: ignore[type-arg]
+class Map(Handle, MutableMapping):  # type: ignore[type-arg]
     """A BPF map owned by this process (through an fd).
 
     Create one with :meth:`create`, or open an existing one with :meth:`from_id`, :meth:`from_pin`
     or :meth:`from_fd`. Use it as a context manager (or call :meth:`close`) to release the fd; the
     map itself lives on while pinned or used by a loaded program.
     """
+
+    _KIND = "map"
+    _NOUN = "map"
 
     def __init__(self, fd: FD, info: MapInfo) -> None:
         """Wrap an owned map fd (use the class methods instead of calling this)."""
@@ -112,53 +116,7 @@ class Map(MutableMapping):  # type: ignore[type-arg]
             fd.close()
             raise
 
-    @classmethod
-    def from_fd(cls, fd: "int | FD") -> "Map":
-        """Wrap a map fd: an :class:`FD` is taken over, a plain int is duplicated (the caller keeps it)."""
-        owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
-        if fd_kind(owned.fileno()) != "map":
-            owned.close()
-            raise ValueError(f"fd {int(fd) if not isinstance(fd, FD) else fd!r} is not a BPF map")
-        return cls._from_owned_fd(owned)
-
-    @classmethod
-    def from_id(cls, map_id: int) -> "Map":
-        """Open the loaded map with this id (raises ``BPFNotFoundError`` if there is none)."""
-        return cls._from_owned_fd(ops.get_fd_by_id("map", map_id))
-
-    @classmethod
-    def from_pin(cls, path: "str | os.PathLike[str]") -> "Map":
-        """Open the map pinned at ``path`` in a bpffs."""
-        fd = ops.obj_get(os.fspath(path))
-        if fd_kind(fd.fileno()) != "map":
-            fd.close()
-            raise ValueError(f"{os.fspath(path)} is pinned, but not a BPF map")
-        return cls._from_owned_fd(fd)
-
-    # ---- lifetime ----------------------------------------------------------------------------
-
-    @property
-    def fd(self) -> FD:
-        """The owned file descriptor."""
-        return self._fd
-
-    def fileno(self) -> int:
-        """The fd number (so a Map can be used wherever an fd is expected)."""
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Release the fd (idempotent)."""
-        self._fd.close()
-
-    def __enter__(self) -> "Map":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    # ---- lifetime: fd, fileno, closed, close, pin and the context manager come from Handle --------
 
     def __repr__(self) -> str:
         tname = self.type.name.lower() if isinstance(self.type, MapType) else str(self.type)
@@ -180,10 +138,6 @@ class Map(MutableMapping):  # type: ignore[type-arg]
     def kind(self) -> Kind:
         """How user space talks to this map type (see :class:`~corebpf.maps.types.Kind`)."""
         return self._rules.kind
-
-    def pin(self, path: "str | os.PathLike[str]") -> None:
-        """Pin the map at ``path`` (in a mounted bpffs) so it outlives this process."""
-        ops.obj_pin(self.fileno(), os.fspath(path))
 
     def freeze(self) -> None:
         """Make the map read-only for user space (programs may still write unless BPF_F_RDONLY_PROG)."""

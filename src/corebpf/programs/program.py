@@ -17,9 +17,9 @@ from .._sys import _generated as g
 from .._sys import ops
 from .._sys._generated import AttachType, ProgType
 from .._sys.fd import FD
+from .._sys.handle import Handle
 from .._sys.hints import hint_for, lockdown_mode
 from ..errors import BPFError, VerifierError, error_class
-from ..maps.info import fd_kind
 from .info import ProgramInfo, program_info, raw_prog_info
 from .stats import RunStats
 from .test_run import TestRunResult, test_run
@@ -117,8 +117,11 @@ def _records(data: Any, rec_type: type) -> tuple[Any, int, int]:
     return raw, size, len(raw) // size
 
 
-class Program:
+class Program(Handle):
     """A BPF program loaded in the kernel and owned by this process (through an fd)."""
+
+    _KIND = "prog"
+    _NOUN = "program"
 
     def __init__(self, fd: FD, info: ProgramInfo, verifier_log: str = "") -> None:
         """Wrap an owned program fd (use :meth:`load` or the ``from_*`` class methods)."""
@@ -191,53 +194,7 @@ class Program:
             fd.close()
             raise
 
-    @classmethod
-    def from_fd(cls, fd: "int | FD") -> "Program":
-        """Wrap a program fd: an :class:`FD` is taken over, a plain int is duplicated."""
-        owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
-        if fd_kind(owned.fileno()) != "prog":
-            owned.close()
-            raise ValueError(f"{fd!r} is not a BPF program fd")
-        return cls._from_owned_fd(owned)
-
-    @classmethod
-    def from_id(cls, prog_id: int) -> "Program":
-        """Open the loaded program with this id (raises ``BPFNotFoundError`` if there is none)."""
-        return cls._from_owned_fd(ops.get_fd_by_id("prog", prog_id))
-
-    @classmethod
-    def from_pin(cls, path: "str | os.PathLike[str]") -> "Program":
-        """Open the program pinned at ``path`` in a bpffs."""
-        fd = ops.obj_get(os.fspath(path))
-        if fd_kind(fd.fileno()) != "prog":
-            fd.close()
-            raise ValueError(f"{os.fspath(path)} is pinned, but not a BPF program")
-        return cls._from_owned_fd(fd)
-
-    # ---- lifetime ----------------------------------------------------------------------------
-
-    @property
-    def fd(self) -> FD:
-        """The owned file descriptor."""
-        return self._fd
-
-    def fileno(self) -> int:
-        """The fd number (so a Program can go wherever an fd is expected, e.g. a prog array)."""
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Release the fd (idempotent); the program stays loaded while attached or pinned."""
-        self._fd.close()
-
-    def __enter__(self) -> "Program":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    # ---- lifetime: fd, fileno, closed, close, pin and the context manager come from Handle --------
 
     def __repr__(self) -> str:
         tname = self.type.name.lower() if isinstance(self.type, ProgType) else str(self.type)
@@ -265,10 +222,6 @@ class Program:
     def run_cnt(self) -> int:
         """Number of runs (while stats were enabled)."""
         return self.stats().run_cnt
-
-    def pin(self, path: "str | os.PathLike[str]") -> None:
-        """Pin the program at ``path`` (in a mounted bpffs) so it outlives this process."""
-        ops.obj_pin(self.fileno(), os.fspath(path))
 
     # ---- running -----------------------------------------------------------------------------
 
