@@ -11,7 +11,7 @@ import corebpf
 from corebpf import links
 from corebpf._sys import ops
 from corebpf.links.tracing import load as load_tracing
-from test_links_util import count, counting_insns, counting_program, veth_pair
+from test_links_util import count, counting_program, veth_pair
 
 
 def _task_counter(m: corebpf.Map) -> list:

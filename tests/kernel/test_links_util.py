@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import corebpf
 from corebpf.asm.builder import R0, R1, R2, assemble, atomic_add, exit_, ld_map_value, mov64
@@ -38,6 +38,7 @@ def count(m: corebpf.Map) -> int:
 
 
 def reset(m: corebpf.Map) -> None:
+    """Zero the counter of :func:`counting_program`."""
     m[ZERO] = bytes(8)
 
 
@@ -61,6 +62,7 @@ def c_binary(source: str, name: str = "prog", flags: tuple[str, ...] = ("-O0", "
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, capturing its text output."""
     return subprocess.run(list(args), check=check, capture_output=True, text=True)
 
 
@@ -137,6 +139,7 @@ def child_cgroup() -> Iterator[str]:
 
 
 def open_fds() -> set[int]:
+    """This process's open fd numbers."""
     return {int(x) for x in os.listdir("/proc/self/fd")}
 
 
@@ -148,5 +151,3 @@ def run_in_cgroup(cgroup: str, argv: list[str]) -> subprocess.CompletedProcess:
 
     return subprocess.run(argv, preexec_fn=enter, capture_output=True, text=True, timeout=30)
 
-
-Opt = Optional
