@@ -272,3 +272,23 @@ def test_kprobe_multi_works_or_says_why():
         assert "kprobe_multi" in str(ei.value) and "CONFIG_FPROBE" in str(ei.value)
         with pytest.raises(links.TargetNotFoundError):
             links.kprobe_multi(p, "corebpf_no_such_function_*")
+
+
+def test_perf_event_one_process_task_clock():
+    with counting_program("perf_event") as (p, m):
+        with links.perf_event(p, "task-clock", sample_period=200_000, pid=os.getpid()) as link:
+            assert len(link.links) == 1 and "cpu -1" in link.links[0].target
+            _spin(0.2)
+            assert count(m) > 50  # ~1000 samples per CPU second at 200 us
+        time.sleep(0.01)
+        _stops_after_close(m, lambda: _spin(0.05))
+
+
+def test_hardware_event_works_or_says_there_is_no_pmu():
+    with counting_program("perf_event") as (p, _):
+        try:
+            link = links.perf_event(p, "cpu-cycles", sample_period=1_000_000)
+        except corebpf.CoreBPFError as exc:
+            assert "hardware" in str(exc) or "EOPNOTSUPP" in str(exc) or "ENOENT" in str(exc)
+            return
+        link.close()
