@@ -287,3 +287,28 @@ def test_pinned_tracefs_uprobe_keeps_its_event_until_unpinned(exe, target):
                 break
             time.sleep(0.01)
         assert removed and not [ln for ln in our_probe_events("uprobe_events") if mine in ln]
+
+
+def test_usdt_arguments_by_address_without_cookies(exe, target):
+    """The pre-5.15 path, forced here: the object is loaded with LINUX_HAS_BPF_COOKIE=n so usdt.bpf.h looks
+    its spec up by instruction address, which we compute from the child's mapping of the (PIE) binary."""
+    from pathlib import Path
+
+    import corebpf
+    from corebpf.loader import load_spec
+
+    spec = corebpf.ObjectSpec.from_file(Path(__file__).parents[1] / "corpus" / "links_usdt.bpf.o")
+    spec.programs["on_tick"].section = f"usdt/{exe}:corebpf:tick"
+    with load_spec(spec, kconfig={"LINUX_HAS_BPF_COOKIE": "n"}) as obj:
+        with pytest.raises(corebpf.CoreBPFError, match="pid="):
+            links.attach_all(obj, {"on_tick": {"use_cookie": False}})
+        report = links.attach_all(obj, {"on_tick": {"use_cookie": False, "pid": target.pid, "cookie": 7}})
+        try:
+            target.run(4)
+            assert obj.variables["calls"] == 4
+            assert obj.variables["total"] == 0 + 1 + 2 + 3
+            assert obj.variables["cookie_seen"] == 7
+            assert len(obj.maps["__bpf_usdt_ip_to_spec_id"]) == 1
+        finally:
+            report.close()
+        assert len(obj.maps["__bpf_usdt_ip_to_spec_id"]) == 0

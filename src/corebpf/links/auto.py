@@ -137,8 +137,9 @@ def attach_program(program: Any, spec_or_section: Any, **targets: Any) -> Link:
             parts = [targets["binary"], targets["provider"], targets["name"]]
         maps = targets.get("maps") or {}
         specs = targets.get("specs_map") or (maps.get("__bpf_usdt_specs") if hasattr(maps, "get") else None)
+        ips = targets.get("ip_map") or (maps.get("__bpf_usdt_ip_to_spec_id") if hasattr(maps, "get") else None)
         return api.usdt(program, parts[0], parts[1], parts[2], pid=targets.get("pid"), cookie=cookie,
-                        specs_map=specs)
+                        specs_map=specs, ip_map=ips, use_cookie=targets.get("use_cookie"))
     return _attach_targeted(program, section, sdef, base, targets)
 
 

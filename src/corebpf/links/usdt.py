@@ -5,11 +5,12 @@ Discovery (:func:`probes`) fixes addresses and semaphores up for prelinked files
 Programs written with libbpf's ``usdt.bpf.h`` (``BPF_USDT``, ``bpf_usdt_arg``) get their arguments: give
 the object's ``__bpf_usdt_specs`` map (``attach_program``/``attach_all`` do) and each location's argument
 spec (``"-4@%edi 8@-8(%rbp) 4@$5"``, x86-64) is written there, its spec id passed as the BPF cookie
-(Linux >= 5.15; the IP-keyed fallback map of older kernels is not filled).
+(Linux >= 5.15) or, on older kernels, keyed by instruction address in ``__bpf_usdt_ip_to_spec_id``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -178,13 +179,16 @@ def probes(binary: str) -> list[Probe]:
 
 
 def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[int] = None, cookie: int = 0,
-         specs_map: Any = None) -> Link:
+         specs_map: Any = None, ip_map: Any = None, use_cookie: Optional[bool] = None) -> Link:
     """Attach a program (loaded as a ``kprobe``-type program) at every location of USDT probe
     ``provider:name`` in ``binary``; the semaphore (if any) is raised while attached.
 
     With ``specs_map`` (the object's ``__bpf_usdt_specs``), each location's argument spec is written
-    there and its id becomes the location's BPF cookie, so ``bpf_usdt_arg()`` and ``bpf_usdt_cookie()``
-    (which then returns ``cookie``) work; without it ``cookie`` is passed as the BPF cookie as is.
+    there so ``bpf_usdt_arg()`` and ``bpf_usdt_cookie()`` (which then returns ``cookie``) work. The
+    program finds its spec by BPF cookie (Linux >= 5.15), or else by instruction address in ``ip_map``
+    (``__bpf_usdt_ip_to_spec_id``; shared libraries and PIE programs then need ``pid`` to know where
+    they are mapped). ``use_cookie`` overrides the probe of which one the kernel (and so the program,
+    through ``LINUX_HAS_BPF_COOKIE``) uses. Without ``specs_map``, ``cookie`` is the BPF cookie as is.
     """
     from .uprobe import uprobe
 
@@ -195,21 +199,32 @@ def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[i
                                   close_matches(f"{provider}:{name}", sorted({f"{p.provider}:{p.name}" for p in found})),
                                   resolve_binary(binary))
     path = resolve_binary(binary, pid)
+    if specs_map is not None and use_cookie is None:
+        from .. import features
+
+        use_cookie = features.attach_method("bpf_cookie").supported
+    if specs_map is not None and not use_cookie and ip_map is None:
+        raise CoreBPFError("this kernel has no BPF cookies: USDT arguments then need the object's "
+                           "__bpf_usdt_ip_to_spec_id map (ip_map=)")
     links: list[Link] = []
     try:
         for p in chosen:
             loc_cookie = cookie
-            release = None
-            if specs_map is not None:
-                loc_cookie, release = _write_spec(specs_map, parse_args(p.args), cookie)
+            releases: list[Any] = []
             try:
+                if specs_map is not None:
+                    spec_id, release = _write_spec(specs_map, parse_args(p.args), cookie)
+                    releases.append(release)
+                    loc_cookie = spec_id if use_cookie else 0
+                    if not use_cookie:
+                        releases.append(_write_ip(ip_map, absolute_ip(path, p, pid), spec_id))
                 link = uprobe(program, path, None, p.offset, pid=pid, ref_ctr_offset=p.semaphore_offset,
                               cookie=loc_cookie)
             except BaseException:
-                if release is not None:
+                for release in reversed(releases):
                     release()
                 raise
-            if release is not None:
+            for release in releases:
                 link.add_cleanup(release, last=True)
             links.append(link)
     except BaseException:
@@ -218,6 +233,40 @@ def usdt(program: Any, binary: str, provider: str, name: str, *, pid: Optional[i
         raise
     return MultiLink(f"usdt {path}:{provider}:{name} ({len(links)} locations)",
                      "/".join(sorted({lk.method for lk in links})), links)
+
+
+def absolute_ip(path: str, probe: Probe, pid: Optional[int]) -> int:
+    """The instruction address of ``probe`` as the CPU sees it: its link-time address in a fixed-address
+    executable, else its file offset placed in process ``pid``'s mapping of ``path``."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        fixed = ELFFile(f).header["e_type"] == "ET_EXEC"
+    if fixed:
+        return probe.address
+    if pid is None:
+        raise CoreBPFError(f"{path} is position-independent: without BPF cookies (Linux < 5.15) USDT arguments "
+                           "need pid= to find where it is mapped")
+    st = os.stat(path)
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 6 or int(fields[4]) != st.st_ino:
+                    continue
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                off = int(fields[2], 16)
+                if off <= probe.offset < off + (hi - lo):
+                    return lo + probe.offset - off
+    except OSError as exc:
+        raise CoreBPFError(f"cannot read /proc/{pid}/maps: {exc.strerror}") from None
+    raise CoreBPFError(f"process {pid} does not map {path} where USDT {probe.provider}:{probe.name} lives")
+
+
+def _write_ip(ip_map: Any, ip: int, spec_id: int) -> Any:
+    key = ip.to_bytes(8, "little")
+    ops.map_update_elem(_fileno(ip_map), key, spec_id.to_bytes(4, "little"))
+    return lambda: ops.map_delete_elem(_fileno(ip_map), key)
 
 
 def _write_spec(specs_map: Any, args: list[ArgSpec], cookie: int) -> tuple[int, Any]:
@@ -236,4 +285,4 @@ def _write_spec(specs_map: Any, args: list[ArgSpec], cookie: int) -> tuple[int, 
     return spec_id, release
 
 
-__all__ = ["Probe", "ArgSpec", "probes", "usdt", "parse_args", "encode_spec"]
+__all__ = ["Probe", "ArgSpec", "probes", "usdt", "parse_args", "encode_spec", "absolute_ip"]
