@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "btf": "corebpf.cli.btf:btf",
     "inspect": "corebpf.cli.inspect:inspect",
     "compat": "corebpf.cli.compat:compat",
+    "vmtest": "corebpf.cli.vmtest:vmtest",
+    "kernel": "corebpf.cli.kernel:kernel",
 }
 
 

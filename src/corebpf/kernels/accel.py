@@ -37,6 +37,15 @@ def qemu_binary() -> str:
     return exe
 
 
+def _die_with_parent() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _probe_bios() -> bytes:
     bios = bytearray(b"\xF4" * 0x10000)
     bios[0xFFF0:0xFFF0 + len(_RESET_CODE)] = _RESET_CODE
@@ -55,7 +64,7 @@ def kvm_works() -> bool:
                "-display", "none", "-m", "16", "-bios", str(bios),
                "-cpu", KVM_CPU, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         try:
             return proc.wait(timeout=PROBE_TIMEOUT) == 3
         except subprocess.TimeoutExpired:

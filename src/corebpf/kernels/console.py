@@ -37,12 +37,12 @@ class ConsoleVerdict:
     @property
     def booted(self) -> bool:
         """The guest reached our init."""
-        return "init started" in self.markers
+        return any(m.startswith("init started") for m in self.markers)
 
     @property
     def command_started(self) -> bool:
         """Init got as far as starting the command."""
-        return "running command" in self.markers
+        return any(m.startswith("running command") for m in self.markers)
 
 
 def scan_console(text: str) -> ConsoleVerdict:

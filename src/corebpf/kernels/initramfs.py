@@ -107,7 +107,7 @@ fail() {{ echo "@@vmtest-fail: $*" > /dev/console; poweroff -f; sleep 5; exit 1;
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-echo "@@vmtest: init started" > /dev/console
+echo "@@vmtest: init started at $(cut -d" " -f1 /proc/uptime)" > /dev/console
 for m in /modules/*.ko; do
   [ -e "$m" ] || continue
   insmod "$m" 2>/dev/null || grep -q "^$(basename "$m" .ko | cut -d- -f2- | tr - _) " /proc/modules || echo "@@vmtest: insmod $m failed" > /dev/console
@@ -139,11 +139,11 @@ mkdir -p /newroot{GUEST_SCRATCH}
 mount -t 9p -o trans=virtio,version=9p2000.L,rw {SCRATCH_TAG} /newroot{GUEST_SCRATCH} || fail "cannot mount the scratch directory"
 {modules_mount}
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
-echo "@@vmtest: running command" > /dev/console
+echo "@@vmtest: running command at $(cut -d" " -f1 /proc/uptime)" > /dev/console
 chroot /newroot /bin/sh {GUEST_SCRATCH}/{COMMAND_FILE} > /dev/ttyS1 2>&1 < /dev/null
 rc=$?
 echo "$rc" > /newroot{GUEST_SCRATCH}/{RC_FILE}
-echo "@@vmtest: command exited with $rc" > /dev/console
+echo "@@vmtest: command exited with $rc at $(cut -d" " -f1 /proc/uptime)" > /dev/console
 sync
 poweroff -f
 sleep 10

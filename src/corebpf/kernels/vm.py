@@ -154,7 +154,7 @@ def _qemu_args(kernel: KernelImage, config: VMConfig, accel: str, work: Path, sc
     if accel == "kvm":
         args += ["-accel", "kvm", "-cpu", KVM_CPU]
     else:
-        args += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        args += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("COREBPF_VMTEST_TCG_CPU", "max")]
     return args
 
 
@@ -187,6 +187,34 @@ class _Reader(threading.Thread):
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child: get SIGKILL when the supervising process dies, however it dies."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+_WORK_PREFIX = "corebpf-vmtest-"
+
+
+def _remove_stale_workdirs() -> None:
+    """Work directories of supervisors that were SIGKILLed (their pid is in the name) are removed."""
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(_WORK_PREFIX + "*-*"):
+        pid = d.name[len(_WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -222,7 +250,8 @@ def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config
     busybox = find_busybox()
     modules = ModuleSet.for_kernel(kernel.modules_dir) if kernel.modules_dir is not None else None
     cwd = config.cwd or os.getcwd()
-    work = Path(tempfile.mkdtemp(prefix="corebpf-vmtest-"))
+    _remove_stale_workdirs()
+    work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-"))
     try:
         scratch = work / "scratch"
         scratch.mkdir()
@@ -257,7 +286,7 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
     verdict = ConsoleVerdict()
     with open(errfile, "wb") as err:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     reader = _Reader(proc.stdout, on_output)
     reader.start()
     try:
