@@ -32,7 +32,7 @@ from .planb import AttachError, Attempt, TargetNotFoundError, fallback
 from .raw_tp import raw_tracepoint
 from .socket import flow_dissector, netns, reuseport, sk_lookup, socket_filter, sockmap
 from .struct_ops import struct_ops
-from .tc import tc
+from .tc import netkit, tc
 from .tracepoint import tracepoint
 from .tracing import btf_target, fentry, fexit, fmod_ret, freplace, lsm, tp_btf, tracing
 from .tracing import load as load_tracing
@@ -48,6 +48,6 @@ __all__ = [
     "AttachReport", "attach", "attach_program", "attach_all", "fallback", "remove_probe_events",
     "tracepoint", "raw_tracepoint", "tracing", "load_tracing", "btf_target", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace",
     "kprobe", "kretprobe", "ksyscall", "kprobe_multi", "uprobe", "uretprobe", "uprobe_multi", "usdt",
-    "perf_event", "xdp", "tc", "cgroup", "socket_filter", "reuseport", "sk_lookup", "flow_dissector", "netns", "sockmap",
+    "perf_event", "xdp", "tc", "netkit", "cgroup", "socket_filter", "reuseport", "sk_lookup", "flow_dissector", "netns", "sockmap",
     "netfilter", "iterator", "struct_ops",
 ]

@@ -12,8 +12,9 @@ from .._sys._generated import AttachType
 from ..errors import CoreBPFError
 from ._ksyms import check_kernel_function, kernel_functions
 from ._matches import close_matches
-from .link import Link, _fileno
-from .planb import AttachError, Attempt, TargetNotFoundError
+from .kprobe import kprobe
+from .link import Link, MultiLink, _fileno
+from .planb import Method, TargetNotFoundError, first_working
 
 KPROBE_MULTI_RETURN = 1
 
@@ -36,9 +37,13 @@ def match_functions(pattern: str) -> list[str]:
 
 
 def kprobe_multi(program: Any, functions: Union[str, Sequence[str]], *, retprobe: bool = False,
-                 cookies: Optional[Sequence[int]] = None, session: bool = False) -> Link:
+                 cookies: Optional[Sequence[int]] = None, session: bool = False, method: Optional[str] = None) -> Link:
     """Attach a ``kprobe.multi`` program (loaded with expected attach type ``TRACE_KPROBE_MULTI``) to
-    ``functions``: a list of names or one glob pattern. ``session`` uses ``TRACE_KPROBE_SESSION``."""
+    ``functions``: a list of names or one glob pattern. ``session`` uses ``TRACE_KPROBE_SESSION``.
+
+    Plan B (``method="per_function"``): one :func:`~corebpf.links.kprobe` per function, for a program
+    loaded as a plain kprobe (the kernel keeps multi-kprobe programs off single probes).
+    """
     if isinstance(functions, str):
         names = match_functions(functions) if any(c in functions for c in "*?[") else [functions]
         if not names:
@@ -56,15 +61,29 @@ def kprobe_multi(program: Any, functions: Union[str, Sequence[str]], *, retprobe
     cks = (ctypes.c_uint64 * len(names))(*cookies) if cookies else None
     eat = AttachType.TRACE_KPROBE_SESSION if session else AttachType.TRACE_KPROBE_MULTI
     target = f"kprobe.multi {len(names)} functions ({', '.join(names[:3])}{'...' if len(names) > 3 else ''})"
-    try:
+
+    def multi() -> Link:
         fd = ops.link_create(_fileno(program), 0, eat, kprobe_multi__flags=KPROBE_MULTI_RETURN if retprobe else 0,
                              kprobe_multi__cnt=len(names), kprobe_multi__syms=ctypes.addressof(syms),
                              kprobe_multi__cookies=ctypes.addressof(cks) if cks is not None else 0)
-    except CoreBPFError as exc:
-        raise AttachError(target, [Attempt("kprobe_multi", False, str(exc))],
-                          "kprobe.multi needs Linux >= 5.18 with CONFIG_FPROBE; plan B: one kprobe per function") \
-            from None
-    return Link(target, "bpf_link", fd)
+        return Link(target, "bpf_link", fd)
+
+    def one_by_one() -> Link:
+        if session:
+            raise CoreBPFError("kprobe.session has no per-function equivalent")
+        links: list[Link] = []
+        try:
+            for i, fn in enumerate(names):
+                links.append(kprobe(program, fn, retprobe=retprobe, cookie=cookies[i] if cookies else 0))
+        except BaseException:
+            for lk in links:
+                lk.close()
+            raise
+        return MultiLink(target, "kprobe_per_function(" + "/".join(sorted({lk.method for lk in links})) + ")", links)
+
+    return first_working(target, [Method("kprobe_multi", multi, "kprobe_multi"), Method("per_function", one_by_one)],
+                         force=method, hint="kprobe.multi needs Linux >= 5.18 with CONFIG_FPROBE; one kprobe per "
+                         "function needs a program loaded without expected attach type TRACE_KPROBE_MULTI")
 
 
 __all__ = ["kprobe_multi", "match_functions", "traceable_functions", "KPROBE_MULTI_RETURN"]

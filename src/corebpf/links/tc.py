@@ -126,4 +126,16 @@ def tc(program: Any, interface: Union[str, int], direction: str = "ingress", *, 
     ], force=method)
 
 
-__all__ = ["tc", "PARENTS"]
+def netkit(program: Any, interface: Union[str, int], *, peer: bool = False, netns: _netns.NetNS = None,
+           before: Anchor = None, after: Anchor = None) -> Link:
+    """Attach a ``sched_cls`` program to a netkit device (Linux >= 6.7): its primary side, or with ``peer``
+    the peer's (container) side, ordered like tcx with ``before``/``after``."""
+    at = AttachType.NETKIT_PEER if peer else AttachType.NETKIT_PRIMARY
+    flags, rel = _placement(before, after)
+    with _netns.entered(netns):
+        idx = _netns.ifindex(interface)
+        fd = ops.link_create(_fileno(program), idx, at, flags=flags, netkit__relative_fd=rel)
+    return Link(f"netkit {'peer' if peer else 'primary'} {_netns.where(interface, netns)}", "bpf_link", fd)
+
+
+__all__ = ["tc", "netkit", "PARENTS"]
