@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def _quote(version: str) -> str:
 def _resolve_debian(name: str, spec: str, cache: Path, progress: Optional[Progress]) -> KernelImage:
     apt_root = cache / "apt"
     with _locked(cache):
-        if name in debian.SERIES:
+        if name in debian.SERIES or re.fullmatch(r"\d+\.\d+", name):
             try:
                 pkg = debian.series_package(name, apt_root)
             except KernelError as e:
