@@ -7,7 +7,8 @@ tests/corpus/links_overhead.bpf.o) attached as a tracepoint (syscalls/sys_enter_
 (sys_enter), tp_btf (sys_enter), kprobe (ksyscall getpgid) and fentry (__x64_sys_getpgid). Methods this
 kernel refuses are reported 'unavailable here' with the reason.
 
-Rounds alternate between the baseline and each method so load from other processes hits both alike;
+Rounds alternate between the baseline and each method (in a shuffled order per round) so load from other
+processes hits all alike;
 the figure per method is the median of its rounds and the overhead is against the median baseline
 measured in the same run. Every attached program's counter is checked to have moved by at least the
 number of calls (so a number is never reported for a program that did not run).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -131,9 +133,11 @@ def measure(calls: int, rounds: int, use_python: bool) -> dict[str, Any]:
             base: list[float] = []
             rates: dict[str, list[float]] = {m: [] for m in attachable}
             checked: dict[str, bool] = {m: True for m in attachable}
-            for _ in range(rounds):
+            order = list(attachable)
+            for r in range(rounds):
                 base.append(runner())
-                for method in attachable:
+                random.Random(r).shuffle(order)  # no method always runs right after the baseline
+                for method in order:
                     prog = METHODS[method][0]
                     counter = COUNTER[prog]
                     with links.attach_program(obj.programs[prog], obj.spec.programs[prog]):
