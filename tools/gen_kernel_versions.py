@@ -145,6 +145,7 @@ EXTRA: dict[str, dict[str, dict[str, str]]] = {
         "ksym_typed_vars": {"version": "5.10", "source": "kernel commit 4976b718c355 (bpf: Introduce pseudo_btf_id)"},
         "ksym_module_vars": {"version": "5.18", "source": "kernel commit 9492450fd287 (bpf: Allow bpf prog to reference kernel module BTF via BTF ID)"},
         "sleepable": {"version": "5.10", "source": "kernel commit 1e6c62a88215"},
+        "sleepable_uprobe": {"version": "6.0", "source": "kernel 6.0: bpf: Support sleepable uprobe programs (Delyan Kratunov, 2022); checked: Debian 5.10 refuses uprobe.s, 6.1 loads it"},
         "bpf_cookie": {"version": "5.15", "source": "kernel commit 82e6b1eee6a8 (bpf: Allow to specify user-provided bpf_cookie for BPF perf links)"},
         "bpf_token": {"version": "6.9", "source": "kernel commit 35f96de04127 (bpf: Introduce BPF token object)"},
         "arena": {"version": "6.9", "source": "kernel commit 317460317a02 (bpf: Introduce bpf_arena)"},

@@ -211,6 +211,11 @@ def check_kernel(spec: "ObjectSpec", reqs: ObjectRequirements, target: KernelTar
         for e in externs:
             if e.status == "weak-missing" and (e.name in r.kfuncs or e.name in r.ksyms):
                 v.notes.append(f"weak {e.kind} {e.name} absent (0)")
+        strict_kconfig = [e.name for e in externs if e.kind == "kconfig" and e.status == "unchecked" and not e.weak
+                          and e.name in r.kconfig and not e.name.startswith("LINUX_")]
+        if strict_kconfig:
+            v.notes.append(f"kconfig {', '.join(strict_kconfig)} read on the node at load: it needs /proc/config.gz "
+                           f"or /boot/config-$(uname -r) there (or declare them __weak)")
         rep.verdicts[name] = v
     return rep
 

@@ -277,7 +277,7 @@ def analyze_program(spec: "ObjectSpec", prog: "ProgramSpec") -> ProgramRequireme
     if typed_vars:
         reqs.append(lookup("features", "ksym_typed_vars"))
     if r.sleepable:
-        reqs.append(lookup("features", "sleepable"))
+        reqs.append(lookup("features", "sleepable_uprobe" if prog.type == ProgType.KPROBE else "sleepable"))
 
     kinds: set[str] = set()
     for f in (prog, *(spec.subprograms[s] for s in subs if s in spec.subprograms)):
