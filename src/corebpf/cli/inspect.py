@@ -3,7 +3,7 @@ relocations resolve on this kernel.
 
     corebpf inspect prog.bpf.o                 # tables for people
     corebpf inspect prog.bpf.o --json          # everything, for machines
-    corebpf inspect prog.bpf.o --btf other.btf # resolve CO-RE against another kernel's BTF
+    corebpf inspect prog.bpf.o --btf other.btf # resolve CO-RE against another kernel (or debian:6.1)
     corebpf inspect prog.bpf.o --no-core       # parse only, no kernel BTF needed
 
 Exit codes: 0 inspected (even if a program would not load: that is ``corebpf compat``'s verdict);
@@ -111,8 +111,9 @@ def _print(report: dict[str, Any]) -> None:
 
 @click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("obj", type=click.Path(exists=True, dir_okay=False))
-@click.option("--btf", "btf_path", type=click.Path(exists=True, dir_okay=False),
-              help="Resolve CO-RE against this BTF instead of the running kernel's.")
+@click.option("--btf", "btf_path", metavar="PATH",
+              help="Resolve CO-RE against this kernel instead of the running one: a BTF file, vmlinux image "
+                   "or debian:VERSION.")
 @click.option("--no-core", is_flag=True, help="Do not resolve CO-RE relocations or externs.")
 @json_option
 def inspect(obj: str, btf_path: Optional[str], no_core: bool, as_json: bool) -> None:
@@ -124,10 +125,17 @@ def inspect(obj: str, btf_path: Optional[str], no_core: bool, as_json: bool) -> 
     if no_core:
         targets = None
     elif btf_path:
+        from ..analysis.targets import TargetError, find_targets
         from ..btf.core import TargetSet
 
         try:
-            targets = TargetSet.from_file(btf_path)
+            kernel = find_targets([btf_path])
+        except TargetError as e:
+            fail(str(e), 2)
+        if len(kernel) != 1:
+            fail(f"{btf_path}: names {len(kernel)} kernels; inspect takes one (use corebpf compat for many)", 2)
+        try:
+            targets = "host" if kernel[0].host else TargetSet.from_btf(kernel[0].btf(), name=kernel[0].name)
         except CoreBPFError as e:
             fail(f"{btf_path}: {e}", 1)
     try:
