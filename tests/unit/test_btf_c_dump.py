@@ -425,3 +425,24 @@ def test_dumper_one_type_at_a_time() -> None:
     with pytest.raises(BTFError):
         d.dump_type(99)
     assert sys.getrecursionlimit() >= 1000
+
+
+def test_corrupted_blobs_raise_btf_errors_only() -> None:
+    """Random corruption of the type section: a BTFError or some text, never another exception."""
+    import random
+
+    rng = random.Random(1234)
+    good = misc_btf() + b""
+    base = RawTypes(good)
+    types_end = 24 + 4 * len(base.words)
+    for _ in range(400):
+        blob = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(24, types_end)
+            blob[pos] = rng.randrange(256)
+        try:
+            text = dump_c(bytes(blob))
+            assert isinstance(text, str)
+            "".join(iter_json(RawTypes(bytes(blob))))
+        except BTFError:
+            pass

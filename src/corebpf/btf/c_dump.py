@@ -26,6 +26,10 @@ How the output is put together (the semantics of libbpf's ``btf_dump.c``, writte
   filled with anonymous bitfields (``long: 64;``, ``int: 0;``), a struct whose members are not
   naturally aligned (or whose size is not a multiple of its alignment) gets
   ``__attribute__((packed))``, and enums of unusual size get a ``mode`` attribute.
+* **Where we differ from bpftool 7.1** (both are layouts bpftool gets wrong): enums of 1, 2 or 8
+  bytes get a ``mode`` attribute (a plain C enum is 4 bytes), and a ``va_list`` member is wrapped
+  in an anonymous union with padding, because ``__builtin_va_list`` is the compiler's own type (a
+  pointer for ``clang -target bpf``, 24 bytes in x86-64 BTF). Everything else is bpftool's text.
 * **Header.** The whole-BTF dump is wrapped in ``#ifndef __VMLINUX_H__`` and the clang pragma that
   applies ``preserve_access_index`` to every record (so CO-RE relocations are recorded), exactly as
   bpftool writes it; ``dump_c(..., header=False)`` leaves both out.
@@ -88,6 +92,8 @@ _MISSING_BASE_TYPES = {
     "__Poly128_t": "unsigned __int128",
 }
 _PAD_TYPES = ("long", "int", "short", "char")
+#: Largest hole we fill with padding bitfields (1 MiB, 128k lines); beyond is corrupted BTF.
+_MAX_PAD_BITS = 8 << 20
 # stands for the declared name while a declarator is worked out (see CDumper._emit_decl)
 _NAME = "\x00"
 
@@ -129,7 +135,7 @@ class CDumper:
         """Append type ``type_id`` and every definition it needs that is not written yet."""
         if not 0 <= type_id <= self.t.last_id:
             raise BTFError(f"BTF type id {type_id} out of range (last id is {self.t.last_id})")
-        with _deep_recursion():
+        with _deep_recursion(), _malformed_as_btf_error():
             self._queue = []
             self._order_type(type_id, False)
             for tid in self._queue:
@@ -633,6 +639,10 @@ class CDumper:
 
     def _emit_padding(self, cur: int, nxt: int, nxt_align: int, in_bitfield: bool, lvl: int) -> None:
         """Fill bits [cur, nxt) with anonymous bitfields so the next member lands at bit ``nxt``."""
+        if nxt - cur > _MAX_PAD_BITS:
+            # one line per 8 bytes: a corrupted size would print (and hold) gigabytes
+            raise BTFError(f"malformed BTF: a gap of {(nxt - cur) // 8} bytes between struct members "
+                           f"(more than {_MAX_PAD_BITS // 8}) is not plausible")
         pad_sizes = (self.t.ptr_size * 8, 32, 16, 8)
         # the widest padding type that can reach an aligned boundary not past the target
         for i, bits in enumerate(pad_sizes):
@@ -849,6 +859,18 @@ _RAW_OF: "weakref.WeakKeyDictionary[BTF, RawTypes]" = weakref.WeakKeyDictionary(
 
 
 @contextmanager
+def _malformed_as_btf_error() -> Iterator[None]:
+    """Records are not validated up front (it would cost a pass over every type): a reference to a
+    type id past the end, or a loop of references, surfaces here and becomes a BTFError."""
+    try:
+        yield
+    except IndexError as e:
+        raise BTFError(f"malformed BTF: a type refers to a type id or word past the end ({e})") from None
+    except RecursionError:
+        raise BTFError("malformed BTF: types refer to each other in a loop that C cannot express") from None
+
+
+@contextmanager
 def _deep_recursion(depth: int = 10000) -> Iterator[None]:
     """Python's default recursion limit (1000) is below what deep type graphs need."""
     limit = sys.getrecursionlimit()
@@ -924,7 +946,7 @@ def _generate(rt: RawTypes, types: Optional[Iterable[Union[str, int]]], header: 
         ids = _select(rt, list(types))
     if header:
         yield HEADER
-    with _deep_recursion():
+    with _deep_recursion(), _malformed_as_btf_error():
         out = dumper.out
         kinds, w, offs = rt.kinds, rt.words, rt.offs
         for tid in ids:

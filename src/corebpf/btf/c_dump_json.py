@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Iterator, Optional
 
+from corebpf.errors import BTFError
 from corebpf.btf.c_dump_table import (
     ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, FUNC, FUNC_PROTO, FWD, INT, KIND_NAMES, PTR, RESTRICT,
     STRUCT, TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawTypes,
@@ -130,6 +131,8 @@ def dependencies(t: RawTypes, ids: Iterable[int]) -> list[int]:
         tid = todo.pop()
         if tid in seen:
             continue
+        if not 0 < tid <= t.last_id:
+            raise BTFError(f"malformed BTF: a type refers to type id {tid}, past the last id {t.last_id}")
         seen.add(tid)
         todo.extend(r for r in _refs(t, tid) if r and r not in seen)
     return sorted(seen)
@@ -145,7 +148,11 @@ def iter_json(t: RawTypes, ids: Optional[Iterable[int]] = None, *, indent: Optio
     first = True
     batch: list[str] = []
     for tid in ids:
-        text = dumps(type_record(t, tid), indent=indent)
+        try:
+            rec = type_record(t, tid)
+        except IndexError:
+            raise BTFError(f"malformed BTF: type [{tid}] runs past the type section") from None
+        text = dumps(rec, indent=indent)
         batch.append(text if first else sep + text)
         first = False
         if len(batch) >= 2048:
