@@ -64,9 +64,7 @@ def tracefs_probe_link(program: Any, file: str, definition_fmt: str, event: str,
     _tracefs.add_probe_event(file, definition_fmt.format(name=f"{_tracefs.GROUP}/{event}"))
     try:
         tp_id = _tracefs.event_id(_tracefs.GROUP, event)
-        attr = g.PerfEventAttr(type=PerfType.TRACEPOINT, config=tp_id)
-        attr.sample_period = 1
-        attr.wakeup_events = 1
+        attr = g.PerfEventAttr(type=PerfType.TRACEPOINT, config=tp_id)  # counting: no per-hit overflow
         pfd = open_perf_event(attr, pid, -1) if pid is not None else open_perf_event(attr, -1, 0)
         link = attach_perf_event(program, pfd, target, cookie=cookie, prefix=prefix)
     except BaseException:
