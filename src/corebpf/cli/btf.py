@@ -266,18 +266,20 @@ def _type_ids(rt: object, names: list[str]) -> list[int]:
 @click.argument("type_name", metavar="TYPE")
 @click.option("--btf", "btf_file", metavar="FILE", help="BTF to read (default: the running kernel's).")
 @click.option("--module", "-m", "module", metavar="NAME", help="Look in a kernel module's BTF.")
+@click.option("--base", "-B", "base", metavar="FILE", help="Base BTF when --btf is split BTF.")
 @json_option
-def show(type_name: str, btf_file: Optional[str], module: Optional[str], as_json: bool) -> None:
+def show(type_name: str, btf_file: Optional[str], module: Optional[str], base: Optional[str],
+         as_json: bool) -> None:
     """Layout of a struct or union like pahole: each member's offset and size, bitfields,
     holes, padding, total size and cachelines. Enums list their values; other types print as C."""
     from ..btf import BTF, Kind
     from ..btf.c_dump_layout import format_layout, layout
     from ..btf.types import Composite, Enum
 
-    path, base_path = _resolve_source(btf_file, module, None)
+    path, base_path = _resolve_source(btf_file, module, base)
     try:
-        base = BTF.from_file(base_path) if base_path else None
-        b = BTF.from_file(path, base) if path != VMLINUX else BTF.vmlinux()
+        base_btf = BTF.from_file(base_path) if base_path else None
+        b = BTF.from_file(path, base_btf) if path != VMLINUX else BTF.vmlinux()
         t = _find_type(b, type_name)
         if t is None:
             rt = lean_module("c_dump").raw_types(b)
@@ -316,7 +318,8 @@ def show(type_name: str, btf_file: Optional[str], module: Optional[str], as_json
         decl = f"typedef {t.type.format_c(t.name)}" if t.kind == Kind.TYPEDEF else t.format_c()  # type: ignore[attr-defined]
         click.echo(f"{decl};{size}")
     except BTFError as e:
-        fail(str(e), 1)
+        hint = "" if base_path else " (split BTF, e.g. a module's? pass its base with --base)"
+        fail(f"{e}{hint if 'first string' in str(e) else ''}", 1)
 
 
 def _find_type(b: object, name: str) -> Optional[object]:
