@@ -1,4 +1,4 @@
-/* obj_fentry: fentry/fexit programs (BPF trampolines), refused under lockdown=integrity here. */
+/* obj_fentry: fentry/fexit programs (BPF trampolines), refused with EPERM by this host kernel. */
 #include "corpus.h"
 #include <bpf/bpf_tracing.h>
 

@@ -1,4 +1,4 @@
-/* obj_lsm: an LSM program (BPF trampoline), refused under lockdown=integrity here. */
+/* obj_lsm: an LSM program (BPF trampoline), refused with EPERM by this host kernel. */
 #include "corpus.h"
 #include <bpf/bpf_tracing.h>
 

@@ -89,8 +89,8 @@ def _refused(obj: Path, exc: BaseException) -> tuple[list[str], str] | None:
     if isinstance(exc, BPFPermissionError):
         tramp = [n for n, p in spec.programs.items() if p.expected_attach_type in _TRAMPOLINES or p.type == ProgType.EXT]
         if tramp:
-            assert "trampoline" in msg and "lockdown" in msg, msg
-            return tramp, "this kernel refuses BPF trampolines (fentry/fexit/LSM) under lockdown"
+            assert "trampoline" in msg and "kernel policy" in msg, msg
+            return tramp, "this kernel refuses BPF trampolines (fentry/fexit/LSM): kernel policy"
     if obj.name == "obj_ksym_var.bpf.o" and isinstance(exc, VerifierError):
         assert "KALLSYMS_ALL" in msg and "runqueues" in msg, msg
         return ["ksym_var_read"], "typed ksym variables need CONFIG_KALLSYMS_ALL, which this kernel lacks"

@@ -7,6 +7,7 @@ effective capabilities, ``kernel.unprivileged_bpf_disabled`` and the lockdown mo
 from __future__ import annotations
 
 import errno
+import os
 
 from ..errors import ENOTSUPP
 
@@ -47,6 +48,15 @@ def _read_int(path: str) -> int | None:
         return None
 
 
+def _kernel_before(major: int, minor: int) -> bool:
+    """True when the running kernel is older than major.minor (memlock accounting changed in 5.11)."""
+    try:
+        parts = os.uname().release.split(".")
+        return (int(parts[0]), int(parts[1].split("-")[0])) < (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
 def permission_hint(command: str, prog_type: str | None = None) -> str:
     caps = effective_capabilities()
     missing = []
@@ -67,8 +77,8 @@ def permission_hint(command: str, prog_type: str | None = None) -> str:
             ": reading kernel memory from BPF is refused)"
     else:
         text += " (an LSM such as SELinux/AppArmor, a seccomp filter, or a restricted attach point)"
-    if command in ("BPF_MAP_CREATE", "BPF_PROG_LOAD", "BPF_BTF_LOAD"):
-        text += "; on kernels before 5.11 this can also be RLIMIT_MEMLOCK (corebpf raises it automatically)"
+    if command in ("BPF_MAP_CREATE", "BPF_PROG_LOAD", "BPF_BTF_LOAD") and _kernel_before(5, 11):
+        text += "; before Linux 5.11 this can also be RLIMIT_MEMLOCK (corebpf raises it automatically)"
     return text
 
 

@@ -257,14 +257,13 @@ def _load_with_log(attr: g.ProgLoadAttr, level: int, size: int) -> tuple[int, st
 def _load_error(err: int, log: str, truncated: bool, ptype: ProgType, name: str) -> BPFError:
     """The error to raise for a failed load: VerifierError when the kernel explained itself in the log."""
     hint = hint_for(err, "BPF_PROG_LOAD", ptype.name)
-    if err in (errno.EPERM, errno.EACCES) and ptype in _TRAMPOLINE_TYPES:
+    if err in (errno.EPERM, errno.EACCES) and ptype in _TRAMPOLINE_TYPES and "missing capability" not in hint:
         mode = lockdown_mode()
-        if mode and mode != "none":
-            hint = (f"{ptype.name.lower()} programs (fentry/fexit/fmod_ret/LSM/freplace) use BPF trampolines, "
-                    f"which this kernel refuses under lockdown '{mode}': use a kprobe, tracepoint or raw_tp "
-                    f"program instead; " + hint)
-        else:
-            hint += "; tracing programs need CAP_PERFMON and CAP_BPF (or CAP_SYS_ADMIN)"
+        policy = f"lockdown '{mode}', an LSM" if mode and mode != "none" else "an LSM"
+        hint = (f"{ptype.name.lower()} programs (fentry/fexit/fmod_ret/LSM/freplace) need BPF trampolines, and "
+                f"this kernel refused one although the capabilities are there: kernel policy ({policy}) or a kernel "
+                f"without trampoline support; attach with tp_btf, raw_tp, a tracepoint or a kprobe instead "
+                f"('corebpf doctor' shows which of them work here)")
     if log.strip():
         summary = summarize(log)
         text = str(summary)
