@@ -55,7 +55,7 @@ class VMConfig:
 @dataclass
 class VMResult:
     """What happened in one VM. ``status``: ok, failed (non-zero exit), timeout, panic, boot-failed,
-    qemu-error."""
+    qemu-error, cancelled."""
 
     kernel: str
     release: str
@@ -240,10 +240,12 @@ def _read(path: Path) -> str:
 
 
 def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config: Optional[VMConfig] = None,
-              on_output: Optional[OutputCallback] = None) -> VMResult:
+              on_output: Optional[OutputCallback] = None,
+              cancel: Optional[threading.Event] = None) -> VMResult:
     """Boot ``kernel`` and run ``command`` (argv list, or a shell string) in it. Never raises for what
     happens inside the VM (see :attr:`VMResult.status`); raises :class:`KernelError` when the VM cannot
-    even be set up (no QEMU, no busybox, an image that cannot boot, a kernel without 9p)."""
+    even be set up (no QEMU, no busybox, an image that cannot boot, a kernel without 9p). Setting
+    ``cancel`` (from another thread) stops the VM: status ``cancelled``."""
     config = config or VMConfig()
     check_image(kernel)
     accel = choose_accel(config.accel)
@@ -264,21 +266,21 @@ def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config
             # A KVM kernel reaches init in seconds; if it does not, KVM is broken here (nested): use TCG.
             args = _qemu_args(kernel, config, accel, work, scratch, initrd, console)
             result = _supervise(kernel, config, accel, args, scratch, console, work / "qemu.err", on_output,
-                                boot_timeout=min(KVM_BOOT_GRACE, config.boot_timeout))
+                                cancel, boot_timeout=min(KVM_BOOT_GRACE, config.boot_timeout))
             if result.status not in ("qemu-error", "timeout") or result.boot_seconds is not None:
                 return result
             mark_kvm_broken()
             accel = "tcg"
             console.unlink(missing_ok=True)
         args = _qemu_args(kernel, config, accel, work, scratch, initrd, console)
-        return _supervise(kernel, config, accel, args, scratch, console, work / "qemu.err", on_output)
+        return _supervise(kernel, config, accel, args, scratch, console, work / "qemu.err", on_output, cancel)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str], scratch: Path,
                console: Path, errfile: Path, on_output: Optional[OutputCallback],
-               boot_timeout: Optional[float] = None) -> VMResult:
+               cancel: Optional[threading.Event] = None, boot_timeout: Optional[float] = None) -> VMResult:
     boot_timeout = config.boot_timeout if boot_timeout is None else boot_timeout
     start = time.monotonic()
     boot_seconds: Optional[float] = None
@@ -292,7 +294,11 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
     try:
         last_scan = 0.0
         while proc.poll() is None:
-            time.sleep(0.2)
+            if cancel is not None and cancel.wait(0.2):
+                timed_out = "cancelled"
+                break
+            if cancel is None:
+                time.sleep(0.2)
             now = time.monotonic()
             if now - last_scan >= 1.0:
                 last_scan = now
@@ -306,9 +312,11 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
                 timed_out = f"the kernel did not start the command within {boot_timeout:.0f} s"
                 break
             if now - start > config.timeout:
-                timed_out = f"timed out after {config.timeout:.0f} s (the command was still running)"
+                where = "the command was still running" if boot_seconds is not None else "still booting"
+                timed_out = f"timed out after {config.timeout:.0f} s ({where})"
                 break
     finally:
+        killed_by_us = proc.poll() is None
         _kill(proc)
         reader.join(timeout=5.0)
         if proc.stdout is not None:
@@ -327,6 +335,8 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
         result.status = "ok" if result.exit_code == 0 else "failed"
         if result.exit_code != 0:
             result.reason = f"the command exited with {result.exit_code}"
+    elif timed_out == "cancelled":
+        result.status, result.reason = "cancelled", "stopped by the user"
     elif timed_out:
         result.status, result.reason = "timeout", timed_out
     elif verdict.fatal:
@@ -335,6 +345,9 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
     elif proc.returncode not in (0, None) and not verdict.booted:
         result.status = "qemu-error"
         result.reason = f"QEMU exited with {proc.returncode}: {tail(_read(errfile), 5) or 'no message'}"
+    elif proc.returncode is not None and proc.returncode < 0 and not killed_by_us:
+        result.status = "qemu-error"
+        result.reason = f"QEMU was killed by signal {-proc.returncode} before the command finished"
     else:
         result.status = "boot-failed"
         result.reason = ("the VM stopped before the command finished" if verdict.booted
