@@ -74,7 +74,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .reader import BTF, Header, parse_header
 from .types import (
     Array, Composite, Const, Datasec, DeclTag, Enum, EnumValue, Float, Func, FuncProto, Fwd, Int,
     IntEncoding, Kind, Linkage, Member, Param, Pointer, Qualifier, Restrict, Struct, Type, Typedef, TypeTag,
@@ -91,7 +90,10 @@ __all__ = [
     "EnumMember", "StructValue", "BTFValueError", "sanitize", "BTFFeatures", "probe_features",
 ]
 
+# The reader (and with it numpy) loads on first use, so numpy-free submodules such as the C dumper
+# import cheaply.
 _LAZY = {
+    "BTF": "reader", "Header": "reader", "parse_header": "reader",
     "BTFExt": "ext", "BTFBuilder": "builder", "BTFLoadError": "builder", "LoadedBTF": "builder",
     "load_btf": "builder", "decode": "values", "encode": "values", "numpy_dtype": "values",
     "EnumMember": "values", "StructValue": "values", "BTFValueError": "values",

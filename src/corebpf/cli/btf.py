@@ -17,12 +17,9 @@ all of vmlinux needs about half the memory. ELF files and archives go through th
 from __future__ import annotations
 
 import difflib
-import importlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Iterable, Iterator, Optional
 
 import click
@@ -32,38 +29,6 @@ from ._output import echo_json, fail, json_option
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 SYSFS_BTF = "/sys/kernel/btf"
-_LEAN_MODULES = ("c_dump_table", "c_dump_cache", "c_dump", "c_dump_json")
-
-
-def lean_module(name: str) -> ModuleType:
-    """``corebpf.btf.<name>`` for one of the standard-library-only dumper modules.
-
-    If ``corebpf.btf`` is not imported yet, the module is loaded from its file and registered in
-    ``sys.modules`` without running the package's ``__init__`` (numpy); a later ``import
-    corebpf.btf`` finds and reuses it.
-    """
-    full = f"corebpf.btf.{name}"
-    mod = sys.modules.get(full)
-    if mod is not None:
-        return mod
-    if "corebpf.btf" in sys.modules or name not in _LEAN_MODULES:
-        return importlib.import_module(full)
-    for dep in _LEAN_MODULES[:_LEAN_MODULES.index(name)]:  # their own imports, in order
-        if f"corebpf.btf.{dep}" not in sys.modules:
-            lean_module(dep)
-    path = Path(__file__).resolve().parent.parent / "btf" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(full, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[full] = mod
-    try:
-        spec.loader.exec_module(mod)
-    except BaseException:
-        del sys.modules[full]
-        raise
-    return mod
-
-
 # -- where the BTF comes from ------------------------------------------------------------------------
 def _read(path: str) -> bytes:
     try:
@@ -127,7 +92,7 @@ def load_raw_types(path: str, base: Optional[str]) -> object:
     Raw BTF is read directly (standard library only); ELF objects/images and BTFHub archives are
     opened with the full reader first.
     """
-    table = lean_module("c_dump_table")
+    from ..btf import c_dump_table as table
     base_rt = load_raw_types(base, None) if base else None
     data = _read(path)
     if _is_raw_btf(data):
@@ -145,7 +110,7 @@ def _looks_like_file(arg: str) -> bool:
 
 def _close_matches(rt: object, names: Iterable[str]) -> str:
     """``; did you mean: a, b`` from the names of structs, unions, enums and typedefs."""
-    table = lean_module("c_dump_table")
+    from ..btf import c_dump_table as table
     candidates: set[str] = set()
     kinds = rt.kinds  # type: ignore[attr-defined]
     for kind in (table.STRUCT, table.UNION, table.ENUM, table.ENUM64, table.TYPEDEF, table.FWD):
@@ -217,7 +182,7 @@ def dump(args: tuple[str, ...], module: Optional[str], base: Optional[str], fmt:
     try:
         if fmt == "c" and not types and not no_cache:
             # a full dump seen before: stream it from the cache without parsing the BTF at all
-            cache = lean_module("c_dump_cache")
+            from ..btf import c_dump_cache as cache
             key = cache.file_key([p for p in (base_path, path) if p], f"header={int(not no_header)}")
             hit = cache.load(key) if key else None
             if hit is not None:
@@ -226,12 +191,12 @@ def dump(args: tuple[str, ...], module: Optional[str], base: Optional[str], fmt:
         rt = load_raw_types(path, base_path)
         ids = _type_ids(rt, types) if types else None
         if fmt == "json":
-            js = lean_module("c_dump_json")
+            from ..btf import c_dump_json as js
             if ids is not None:
                 ids = js.dependencies(rt, ids)
             _write(js.iter_json(rt, ids, indent=2 if pretty else None), output)
             return
-        cd = lean_module("c_dump")
+        from ..btf import c_dump as cd
         chunks = cd.iter_c(rt, ids, header=not no_header, cache=not no_cache and ids is None)
         _write(chunks, output)
     except BTFError as e:
@@ -240,7 +205,7 @@ def dump(args: tuple[str, ...], module: Optional[str], base: Optional[str], fmt:
 
 def _type_ids(rt: object, names: list[str]) -> list[int]:
     """Ids for TYPE arguments (names or numbers); unknown names end the command with close matches."""
-    table = lean_module("c_dump_table")
+    from ..btf import c_dump_table as table
     skip = (table.FUNC, table.VAR, table.DATASEC, table.DECL_TAG)
     wanted = [n for n in names if not n.isdigit()]
     found = rt.ids_named(*wanted) if wanted else {}  # type: ignore[attr-defined]
@@ -272,7 +237,7 @@ def show(type_name: str, btf_file: Optional[str], module: Optional[str], base: O
          as_json: bool) -> None:
     """Layout of a struct or union like pahole: each member's offset and size, bitfields,
     holes, padding, total size and cachelines. Enums list their values; other types print as C."""
-    from ..btf import BTF, Kind
+    from ..btf import BTF, Kind, c_dump
     from ..btf.c_dump_layout import format_layout, layout
     from ..btf.types import Composite, Enum
 
@@ -282,7 +247,7 @@ def show(type_name: str, btf_file: Optional[str], module: Optional[str], base: O
         b = BTF.from_file(path, base_btf) if path != VMLINUX else BTF.vmlinux()
         t = _find_type(b, type_name)
         if t is None:
-            rt = lean_module("c_dump").raw_types(b)
+            rt = c_dump.raw_types(b)
             fail(f"no struct, union, enum or typedef named {type_name!r} in {path}: "
                  f"{_close_matches(rt, [type_name]).split(': ', 1)[1]}", 1)
         target = t.resolve()
