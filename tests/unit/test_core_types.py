@@ -327,3 +327,11 @@ def test_matches_and_exists_differ():
     target(tb)
     assert relocate(lb.to_btf(), tb.to_btf(), ids["t"], "0", K.TYPE_EXISTS).value == 1
     assert relocate(lb.to_btf(), tb.to_btf(), ids["t"], "0", K.TYPE_MATCHES).value == 0
+
+
+def test_core_relo_kinds_match_the_kernel_uapi():
+    """The CO-RE engine's kind enum (with libbpf's short names) has exactly the UAPI's values."""
+    from corebpf._sys._generated import CoreReloKind as UAPIKind
+    from corebpf.btf.core_spec import CoreReloKind
+
+    assert {k.name: int(k) for k in CoreReloKind} == {k.name: int(k) for k in UAPIKind}

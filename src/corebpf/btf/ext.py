@@ -10,34 +10,16 @@ Strings are in the ``.BTF`` string table, so a :class:`~corebpf.btf.BTF` is need
 
 from __future__ import annotations
 
-import enum
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 from ..errors import BTFError
+from .core_spec import CoreReloKind  # re-exported: records carry it
 from .reader import BTF
 
 __all__ = ["BTFExt", "FuncInfo", "LineInfo", "CoreRelo", "CoreReloKind", "parse_btf_ext"]
-
-
-class CoreReloKind(enum.IntEnum):
-    """``enum bpf_core_relo_kind``."""
-
-    FIELD_BYTE_OFFSET = 0
-    FIELD_BYTE_SIZE = 1
-    FIELD_EXISTS = 2
-    FIELD_SIGNED = 3
-    FIELD_LSHIFT_U64 = 4
-    FIELD_RSHIFT_U64 = 5
-    TYPE_ID_LOCAL = 6
-    TYPE_ID_TARGET = 7
-    TYPE_EXISTS = 8
-    TYPE_SIZE = 9
-    ENUMVAL_EXISTS = 10
-    ENUMVAL_VALUE = 11
-    TYPE_MATCHES = 12
 
 
 @dataclass(frozen=True)
