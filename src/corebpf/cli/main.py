@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "btf": "corebpf.cli.btf:btf",
     "inspect": "corebpf.cli.inspect:inspect",
     "compat": "corebpf.cli.compat:compat",
+    "run": "corebpf.cli.run:run",
     "vmtest": "corebpf.cli.vmtest:vmtest",
     "kernel": "corebpf.cli.kernel:kernel",
 }
