@@ -156,7 +156,7 @@ def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...]
                     why = stopper.reason
                 counts = dict(session.counts)
         _say(as_json, {"stopped": why, **counts},
-             f"stopped ({why}): {counts['events']} events, {counts['trace']} trace lines, {counts['lost']} lost")
+             f"stopped ({why}): {counts['events']} events, {counts['trace_lines']} trace lines, {counts['lost']} lost")
     finally:
         stopper.restore()
     sys.stdout.flush()

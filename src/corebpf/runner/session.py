@@ -70,7 +70,7 @@ class Session:
         self.trace: Optional[TracePipe] = None
         self.trace_error: Optional[str] = None
         """Why ``trace_pipe`` is not read although a program calls bpf_printk (None otherwise)."""
-        self.counts = {"events": 0, "lost": 0, "trace": 0}
+        self.counts = {"events": 0, "lost": 0, "trace_lines": 0}
         """Items handed out so far: buffer records, samples reported lost, trace lines."""
         self._names: dict[int, str] = {}
         self._poller: Optional[Poller] = None
@@ -168,7 +168,7 @@ class Session:
         if self.trace is not None and not self.trace.closed:
             out.extend(self.trace.read_lines())
         for item in out:
-            key = "events" if isinstance(item, Event) else "trace" if isinstance(item, TraceLine) else "lost"
+            key = "events" if isinstance(item, Event) else "trace_lines" if isinstance(item, TraceLine) else "lost"
             self.counts[key] += item.count if isinstance(item, Lost) else 1
         return out
 
