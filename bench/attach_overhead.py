@@ -107,6 +107,29 @@ def py_runner(calls: int, clock: str) -> Callable[[], float]:
     return run
 
 
+def syscall_tracers(ours: frozenset[int] = frozenset()) -> list[str]:
+    """BPF links of other processes on syscall tracepoints. Any of them switches every task to the slow
+    syscall path, so the 'none' baseline then already pays the tracepoint machinery and the overheads
+    below only show the programs' share: the table says so."""
+    from corebpf._sys import ops
+    from corebpf.inventory.attach import decode_attach
+    from corebpf.links.link import Link
+
+    found = []
+    for link_id in ops.iter_ids("link"):
+        try:
+            with Link.from_id(link_id) as link:
+                info = link.info
+                if info.prog_id in ours:
+                    continue  # our own link, still being released
+                target = decode_attach(link.fileno(), info).target
+        except (corebpf.CoreBPFError, OSError):
+            continue  # gone meanwhile
+        if "sys_enter" in target or "sys_exit" in target or "syscalls" in target:
+            found.append(f"link {link_id}: {target}")
+    return found
+
+
 GETPGID_NR = {"x86_64": 121, "aarch64": 155, "riscv64": 155, "s390x": 132, "ppc64le": 132}
 
 
@@ -142,6 +165,8 @@ def measure(calls: int, rounds: int, use_python: bool, clock: str = "cpu") -> di
                 except links.AttachError as exc:
                     missing[method] = "; ".join(f"{a.method}: {a.reason}" for a in exc.attempts)
             runner()  # warm up (page cache, CPU frequency)
+            ours = frozenset(p.id for p in obj.programs.values())
+            tracers = syscall_tracers(ours)
             base: list[float] = []
             rates: dict[str, list[float]] = {m: [] for m in attachable}
             checked: dict[str, bool] = {m: True for m in attachable}
@@ -171,7 +196,8 @@ def measure(calls: int, rounds: int, use_python: bool, clock: str = "cpu") -> di
                     rows.append({"method": method, "unavailable": missing.get(method, "not attached")})
         return {"loop": "python os.getpgid" if use_python else "C syscall(SYS_getpgid)", "calls": calls, "clock": clock,
                 "rounds": rounds, "kernel": os.uname().release, "cpus": os.cpu_count(),
-                "loadavg": os.getloadavg()[0], "rows": rows}
+                "loadavg": os.getloadavg()[0], "rows": rows,
+                "other_syscall_tracers": sorted(set(tracers) | set(syscall_tracers(ours)))}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -181,6 +207,10 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"getpgid overhead per attach method  (Linux {result['kernel']}, {result['cpus']} CPUs, "
           f"{result['loop']}, {result['clock']} time, {result['calls']} calls x {result['rounds']} rounds, median; "
           f"load average {result['loadavg']:.2f})")
+    if result["other_syscall_tracers"]:
+        print(f"WARNING: {len(result['other_syscall_tracers'])} other BPF link(s) trace syscalls during the run "
+              f"({'; '.join(result['other_syscall_tracers'][:3])}): every syscall already takes the slow path, so "
+              "the baseline is inflated and the overheads are understated")
     print(f"{'method':<11} {'calls/s':>12} {'ns/call':>9} {'overhead':>9} {'+ns':>7} {'best':>8}  attached via")
     for row in result["rows"]:
         if "unavailable" in row:
