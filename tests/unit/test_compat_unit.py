@@ -253,3 +253,19 @@ def test_corrupt_archive_and_missing_paths(tmp_path: Path) -> None:
         find_targets([str(empty)])
     with pytest.raises(TargetError, match="not a kernel version"):
         find_targets([str(bad)], {"*": "banana"})
+
+
+def test_kernel_specs_resolve_lazily() -> None:
+    targets = find_targets(["debian:6.1", "linux-image-5.10.0-32-amd64"])
+    assert [(t.name, str(t.version)) for t in targets] == [("debian:6.1", "6.1"),
+                                                          ("linux-image-5.10.0-32-amd64", "5.10")]
+    assert all(t._btf is None for t in targets)  # nothing fetched until a BTF is needed
+
+
+def test_vmload_report_parsing() -> None:
+    from corebpf.analysis.vmload import MARKER, parse_output
+
+    text = "boot noise\n" + MARKER + '{"release": "6.1.0", "objects": {"a.o": {"p": {"ok": true, "error": ""}}}}\n'
+    assert parse_output(text)["objects"]["a.o"]["p"]["ok"] is True
+    assert parse_output("kernel panic") is None
+    assert parse_output(MARKER + "{truncated") is None
