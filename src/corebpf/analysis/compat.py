@@ -152,7 +152,8 @@ def _program_verdict(r: ProgramRequirements, target: KernelTarget, btf: "BTF",
         if names is not None:
             key = req.name.removeprefix("bpf_") if req.what == "helpers" else req.name
             if key not in names:
-                v.problems.append(f"{req.label} missing")
+                since = f" (mainline since {req.version})" if req.version is not None else ""
+                v.problems.append(f"{req.label} missing{since}")
             continue
         if req.version is not None and target.version is None:
             unknown_versions.append(req.label)
