@@ -98,7 +98,9 @@ def check_image(kernel: KernelImage) -> None:
 def kernel_cmdline(extra: str = "") -> str:
     """The guest kernel's command line: console on ttyS0, our init, reboot (= QEMU exit) on panic."""
     args = [
-        "console=ttyS0,115200", "rdinit=/init", "panic=-1", "loglevel=5", "8250.nr_uarts=2",
+        # earlyprintk: the bzImage decompressor reports a corrupt payload ("-- System halted") on
+        # ttyS0 only with it; otherwise a broken image is a silent hang until the boot deadline.
+        "console=ttyS0,115200", "earlyprintk=serial,ttyS0,115200", "rdinit=/init", "panic=-1", "loglevel=5", "8250.nr_uarts=2",
         "mitigations=off", "random.trust_cpu=on", "nowatchdog", "rcupdate.rcu_cpu_stall_suppress=1",
         # bpf in the LSM list so BPF LSM programs attach; unknown names are ignored by older kernels.
         "lsm=capability,landlock,lockdown,yama,apparmor,bpf",
