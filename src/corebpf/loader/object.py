@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mmap as _mmap
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ..elf.specs import Variables
 from ..errors import BPFError
@@ -12,6 +12,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..btf.builder import LoadedBTF
     from ..btf.core import Resolution
     from ..elf.objectspec import ObjectSpec
+    from ..links.auto import AttachReport
+    from ..links.link import Link
     from ..programs.program import Program
     from .typed_map import TypedMap
 
@@ -42,7 +44,34 @@ class Object:
         self.pinned_maps = pinned
         """Pin paths of maps pinned (or reused) by name."""
         self._mmaps: dict[str, _mmap.mmap] = {}
+        self._attached: list["AttachReport | Link"] = []
         self._closed = False
+
+    # ---- attaching ---------------------------------------------------------------------------------
+
+    def attach_all(self, targets: Optional[Mapping[str, Mapping[str, Any]]] = None, *, strict: bool = False,
+                   skip_failures: bool = False) -> "AttachReport":
+        """Attach every loaded program by its section name, choosing a working method per hook (plan B).
+
+        ``targets`` gives per-program attach points that sections leave open (e.g.
+        ``{"on_xdp": {"interface": "eth0"}}``); see :func:`corebpf.links.attach_all`. The links are
+        detached when the returned report or this object is closed.
+        """
+        from ..links import attach_all
+
+        self._check_open()
+        report = attach_all(self, targets, strict=strict, skip_failures=skip_failures)
+        self._attached.append(report)
+        return report
+
+    def attach(self, name: str, **targets: Any) -> "Link":
+        """Attach one program by its section name (see :func:`corebpf.links.attach_program`)."""
+        from ..links import attach_program
+
+        self._check_open()
+        link = attach_program(self.programs[name], self.spec.programs[name], maps=self.maps, **targets)
+        self._attached.append(link)
+        return link
 
     # ---- global variables ----------------------------------------------------------------------
 
@@ -97,6 +126,9 @@ class Object:
         if self._closed:
             return
         self._closed = True
+        for attached in reversed(self._attached):  # links first: they hold the programs
+            attached.close()
+        self._attached.clear()
         for mm in self._mmaps.values():
             try:
                 mm.close()

@@ -225,6 +225,27 @@ class Program(Handle):
 
     # ---- running -----------------------------------------------------------------------------
 
+    def attach(self, kind: Optional[str] = None, *args: Any, **targets: Any) -> Any:
+        """Attach this program and return the :class:`corebpf.Link` (detached on close).
+
+        ``prog.attach("tracepoint", "syscalls/sys_enter_getpgid")`` calls the named attach function
+        of :mod:`corebpf.links` with this program; without ``kind`` the program's ELF section (set
+        when it came from an object) decides, as :func:`corebpf.links.attach_program` does.
+        """
+        from .. import links
+
+        if kind is None:
+            section = getattr(self, "section", None)
+            if not section:
+                raise ValueError("this program has no section to attach by: name the kind, "
+                                 "e.g. prog.attach('raw_tracepoint', 'sys_enter')")
+            return links.attach_program(self, section, **targets)
+        attach_fn = getattr(links, kind, None)
+        if attach_fn is None or kind.startswith("_") or not callable(attach_fn):
+            raise ValueError(f"unknown attach kind {kind!r}: see corebpf.links (tracepoint, raw_tracepoint, "
+                             f"kprobe, uprobe, xdp, tc, cgroup, ...)")
+        return attach_fn(self, *args, **targets)
+
     def test_run(self, data: "bytes | bytearray | memoryview" = b"", repeat: int = 1,
                  ctx: "bytes | bytearray | memoryview | None" = None, data_size_out: Optional[int] = None,
                  flags: int = 0, *, ctx_size_out: Optional[int] = None, cpu: int = 0,
