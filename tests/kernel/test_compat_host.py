@@ -173,4 +173,4 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     unknown = _run("compat", str(CORPUS / "core_fields.bpf.o"), "--btf", "debian:4.19")
     assert unknown.returncode == 1 and "debian:4.19" in unknown.stdout + unknown.stderr
     vm = _run("compat", str(CORPUS / "core_fields.bpf.o"), "--vm", "debian:4.19")
-    assert vm.returncode == 1 and "debian:<series>" in vm.stderr
+    assert vm.returncode == 1 and "4.19" in vm.stderr and "error" in vm.stderr
