@@ -188,7 +188,8 @@ def check_kernel(spec: "ObjectSpec", reqs: ObjectRequirements, target: KernelTar
     rep = KernelReport(target.name, target.source, str(target.version) if target.version else None)
     try:
         btf = target.btf()
-        btf.kind_of(1) if btf.last_id >= 1 else None
+        if btf.last_id >= 1:
+            btf.kind_of(1)  # a broken type section fails here, with the kernel named, not mid-check
         tset = TargetSet.vmlinux() if target.host else TargetSet.from_btf(btf, name=target.name)
         enums = {what: _enum_names(btf, *e) for what, e in _ENUMS.items()}
         core = check_core(spec, tset)
