@@ -57,3 +57,25 @@ def test_compat_agrees_with_vm_loads(kernel: str) -> None:
                 mismatches.append(f"{obj.name}/{name}: compat {verdict.text!r}, {label} ({release}): "
                                   f"{'loads' if loaded.get('ok') else loaded.get('error')}")
     assert mismatches == []
+
+
+@pytest.mark.skipif(not SPECS, reason="VM runs take minutes: set COREBPF_VM_TESTS=debian:6.1,... to run")
+def test_cli_vm_row() -> None:
+    import json
+    import subprocess
+    import sys
+
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    code = "import sys; from corebpf.cli.main import main; sys.argv[0] = 'corebpf'; main()"
+    r = subprocess.run([sys.executable, "-c", code, "compat", str(CORPUS / "obj_fentry.bpf.o"), "--vm", SPECS[0],
+                        "--json"], capture_output=True, text=True, timeout=1800,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    data = json.loads(r.stdout)
+    names = [k["name"] for k in data["kernels"]]
+    assert names[-1].endswith("(vm)") and len(names) == 2, names  # the BTF row is added for the VM's kernel
+    static, vm = data["kernels"]
+    assert vm["error"] is None
+    for prog in data["programs"]:
+        assert static["programs"][prog]["ok"] == vm["programs"][prog]["ok"]
+    assert r.returncode == (0 if data["ok"] else 1)
