@@ -302,3 +302,6 @@ def _find_type(b: object, name: str) -> Optional[object]:
         except KeyError:
             continue
     return None
+
+from .btf_minimize import minimize_cmd as _minimize_cmd  # noqa: E402  (corebpf btf minimize)
+btf.add_command(_minimize_cmd)
