@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from .closing import Closing
 
 
-class FD:
+class FD(Closing):
     """A file descriptor this process owns (a BPF object, perf event, epoll instance...).
 
     ``int(fd)`` and ``fd.fileno()`` give the number; ``close()`` releases it and is idempotent.
@@ -44,18 +45,6 @@ class FD:
 
     def dup(self) -> "FD":
         return FD(os.dup(self.fileno()))
-
-    def __enter__(self) -> "FD":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except OSError:
-            pass
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"

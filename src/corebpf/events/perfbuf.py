@@ -34,6 +34,7 @@ from ..maps import Map, MapType
 from ._common import PAGE_SIZE, drop_mmap, open_map, online_cpus, release_view
 from .batch import Batch, Segment, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
+from .._sys.closing import Closing
 
 PERF_SAMPLE_RAW = 1 << 10
 PERF_RECORD_LOST = 2
@@ -74,7 +75,7 @@ class _CpuRing:
         self.fd.close()
 
 
-class PerfBuffer:
+class PerfBuffer(Closing):
     """A reader of one ``perf_event_array`` map: per-CPU rings, lost-sample counts.
 
     ``PerfBuffer(map, pages=8, callback=None, lost_callback=None, record_type=None, wakeup_events=1)``.
@@ -184,18 +185,6 @@ class PerfBuffer:
         self._rings = []
         m, self._map = self._map, None
         m.close()
-
-    def __enter__(self) -> "PerfBuffer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         if self._map is None:

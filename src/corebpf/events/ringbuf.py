@@ -38,6 +38,7 @@ from ..maps import Map, MapType
 from ._common import PAGE_SIZE, drop_mmap, open_map, release_view
 from .batch import Batch, Segment, seg_kept, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
+from .._sys.closing import Closing
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31
 BPF_RINGBUF_DISCARD_BIT = 1 << 30
@@ -58,7 +59,7 @@ Callback = Callable[[bytes], Any]
 DropCounter = Union[Callable[[], int], Map, tuple[Map, Any]]
 
 
-class RingBuffer:
+class RingBuffer(Closing):
     """A consumer of one BPF ring buffer map.
 
     ``ring = RingBuffer(map, callback=None, record_type=None, drop_counter=None)``; ``map`` is a
@@ -159,18 +160,6 @@ class RingBuffer:
         self._np_words = None
         drop_mmap(self, "_cons_mm")
         drop_mmap(self, "_prod_mm")
-
-    def __enter__(self) -> "RingBuffer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         if self._map is None:

@@ -21,6 +21,7 @@ from ..errors import CoreBPFError
 from ..maps import Map, MapType
 from ._common import PAGE_SIZE, drop_mmap, open_map, release_view
 from .ringbuf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
+from .._sys.closing import Closing
 
 _MAX_SAMPLE = (1 << 24) - 1  # the kernel hands samples to programs as dynptrs (24-bit sizes)
 
@@ -80,7 +81,7 @@ class Sample:
         return f"<Sample {self.size} bytes{' done' if self._ring is None else ''}>"
 
 
-class UserRingBuffer:
+class UserRingBuffer(Closing):
     """The producer side of a ``user_ringbuf`` map (a :class:`~corebpf.Map`, map fd or pin path).
 
     ``ring.write(b"...")`` copies one sample in; ``with ring.reserve(n) as s: s.data[:] = ...``
@@ -151,18 +152,6 @@ class UserRingBuffer:
     def _unmap(self) -> None:
         drop_mmap(self, "_cons_mm")
         drop_mmap(self, "_prod_mm")
-
-    def __enter__(self) -> "UserRingBuffer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         if self._map is None:

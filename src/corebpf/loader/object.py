@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ..elf.specs import Variables
 from ..errors import BPFError
+from .._sys.closing import Closing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..btf.builder import LoadedBTF
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Object"]
 
 
-class Object:
+class Object(Closing):
     """A loaded object (use :func:`corebpf.load` or :meth:`ObjectSpec.load`).
 
     ``programs["name"]`` are :class:`corebpf.Program` (with ``.id``, ``.tag``, ``.fd``, ``.section``),
@@ -141,18 +142,6 @@ class Object:
             m.close()
         if self.btf is not None:
             self.btf.close()
-
-    def __enter__(self) -> "Object":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "loaded"
