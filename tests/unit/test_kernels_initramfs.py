@@ -74,3 +74,9 @@ def test_find_busybox_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_unreadable_busybox(tmp_path: Path) -> None:
     with pytest.raises(KernelError, match="cannot read busybox"):
         build_initramfs(tmp_path / "missing", [], "6.1")
+
+
+def test_init_mounts_the_package_boot_dir() -> None:
+    init = init_script("6.1.0-99-amd64", have_modules_share=False, have_boot_share=True)
+    assert "kboot /newroot/boot" in init
+    assert "kboot" not in init_script("6.1.0-99-amd64", have_modules_share=False)

@@ -22,11 +22,12 @@ from typing import Iterable, Optional
 from .errors import KernelError
 
 __all__ = ["CpioWriter", "init_script", "build_initramfs", "find_busybox", "SCRATCH_TAG", "ROOT_TAG",
-           "MODULES_TAG", "GUEST_SCRATCH", "RC_FILE", "COMMAND_FILE"]
+           "MODULES_TAG", "BOOT_TAG", "GUEST_SCRATCH", "RC_FILE", "COMMAND_FILE"]
 
 ROOT_TAG = "hostroot"
 SCRATCH_TAG = "scratch"
 MODULES_TAG = "modules"
+BOOT_TAG = "kboot"
 #: Where the scratch directory appears inside the VM (also exported as $COREBPF_VMTEST_SCRATCH).
 GUEST_SCRATCH = "/run/vmtest"
 RC_FILE = "rc"
@@ -88,8 +89,14 @@ def find_busybox() -> Path:
                       "or point COREBPF_BUSYBOX at one")
 
 
-def init_script(release: str, *, have_modules_share: bool) -> str:
-    """The VM's /init (busybox sh). ``release`` names the modules directory inside the guest."""
+def init_script(release: str, *, have_modules_share: bool, have_boot_share: bool = False) -> str:
+    """The VM's /init (busybox sh). ``release`` names the modules directory inside the guest; the boot
+    share (the package's /boot: config-<release>, System.map) is mounted on /boot, where libbpf and
+    corebpf look for the kernel config when there is no /proc/config.gz."""
+    boot_mount = ""
+    if have_boot_share:
+        boot_mount = (f"mkdir -p /newroot/boot 2>/dev/null; mount -t 9p -o trans=virtio,version=9p2000.L,ro "
+                      f"{BOOT_TAG} /newroot/boot || echo \"@@vmtest: no boot share\" > /dev/console")
     modules_mount = ""
     if have_modules_share:
         modules_mount = f"""
@@ -138,6 +145,7 @@ mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null || echo "@@vmtest: n
 mkdir -p /newroot{GUEST_SCRATCH}
 mount -t 9p -o trans=virtio,version=9p2000.L,rw {SCRATCH_TAG} /newroot{GUEST_SCRATCH} || fail "cannot mount the scratch directory"
 {modules_mount}
+{boot_mount}
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 echo "@@vmtest: running command at $(cut -d" " -f1 /proc/uptime)" > /dev/console
 chroot /newroot /bin/sh {GUEST_SCRATCH}/{COMMAND_FILE} > /dev/ttyS1 2>&1 < /dev/null
@@ -151,7 +159,8 @@ sleep 10
 
 
 def build_initramfs(busybox: Path, modules: Iterable[tuple[str, bytes]], release: str, *,
-                    have_modules_share: bool = False, extra: Optional[dict[str, bytes]] = None) -> bytes:
+                    have_modules_share: bool = False, have_boot_share: bool = False,
+                    extra: Optional[dict[str, bytes]] = None) -> bytes:
     """The initramfs (uncompressed newc cpio) for one kernel: busybox, numbered modules, /init."""
     cpio = CpioWriter()
     for d in ("bin", "dev", "proc", "sys", "modules", "lower", "upper", "newroot", "tmp"):
@@ -166,5 +175,6 @@ def build_initramfs(busybox: Path, modules: Iterable[tuple[str, bytes]], release
         cpio.add_file(f"modules/{name}", data)
     for name, data in (extra or {}).items():
         cpio.add_file(name, data)
-    cpio.add_file("init", init_script(release, have_modules_share=have_modules_share).encode(), 0o755)
+    cpio.add_file("init", init_script(release, have_modules_share=have_modules_share,
+                                      have_boot_share=have_boot_share).encode(), 0o755)
     return cpio.finish()

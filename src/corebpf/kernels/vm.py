@@ -26,7 +26,7 @@ from .accel import KVM_CPU, choose_accel, mark_kvm_broken, qemu_binary
 from .console import ConsoleVerdict, scan_console, tail
 from .errors import KernelError
 from .image import read_boot_header
-from .initramfs import (COMMAND_FILE, GUEST_SCRATCH, MODULES_TAG, RC_FILE, ROOT_TAG, SCRATCH_TAG,
+from .initramfs import (BOOT_TAG, COMMAND_FILE, GUEST_SCRATCH, MODULES_TAG, RC_FILE, ROOT_TAG, SCRATCH_TAG,
                         build_initramfs, find_busybox)
 from .modules import ModuleSet
 from .resolve import KernelImage
@@ -153,11 +153,22 @@ def _qemu_args(kernel: KernelImage, config: VMConfig, accel: str, work: Path, sc
     if kernel.modules_dir is not None:
         args += ["-virtfs", f"local,path={kernel.modules_dir},mount_tag={MODULES_TAG},security_model=none,"
                             f"readonly=on"]
+    boot = _boot_dir(kernel)
+    if boot is not None:
+        args += ["-virtfs", f"local,path={boot},mount_tag={BOOT_TAG},security_model=none,readonly=on"]
     if accel == "kvm":
         args += ["-accel", "kvm", "-cpu", KVM_CPU]
     else:
         args += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("COREBPF_VMTEST_TCG_CPU", "max")]
     return args
+
+
+def _boot_dir(kernel: KernelImage) -> Optional[Path]:
+    """The unpacked package's /boot (config-<release>, System.map), shared as the guest's /boot."""
+    if kernel.root is None:
+        return None
+    boot = kernel.root / "boot"
+    return boot if (boot / f"config-{kernel.release}").is_file() else None
 
 
 class _Reader(threading.Thread):
@@ -262,7 +273,8 @@ def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config
         (scratch / COMMAND_FILE).write_text(command_script(command, cwd, _guest_env(kernel, config, cwd)))
         initrd = work / "initramfs.cpio"
         initrd.write_bytes(build_initramfs(busybox, modules.files() if modules else [], kernel.release,
-                                           have_modules_share=kernel.modules_dir is not None))
+                                           have_modules_share=kernel.modules_dir is not None,
+                                           have_boot_share=_boot_dir(kernel) is not None))
         console = work / "console.log"
         if accel == "kvm" and config.accel == "auto":
             # A KVM kernel reaches init in seconds; if it does not, KVM is broken here (nested): use TCG.
