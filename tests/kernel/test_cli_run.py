@@ -180,6 +180,25 @@ def test_bad_input_exits_1_with_one_line(tmp_path: Path) -> None:
     _fails([*CLI, "run", str(OBJ), "--type", "counters=event"], "counters", "events, perf_events")
     _fails([*CLI, "run", str(OBJ), "--set", "no_such_var=1"], "no_such_var", "target_tgid")
     _fails([*CLI, "run", str(OBJ), "--set", "target_tgid=abc"], "target_tgid")
+    _fails([*CLI, "run", str(OBJ), "--btf", str(tmp_path / "nope.btf")], "nope.btf", "No such file")
+    _fails([*CLI, "run", str(OBJ), "--btf", str(corrupt)], "corrupt.bpf.o")
+
+
+def test_busy_trace_pipe_warns_or_fails_when_required() -> None:
+    """trace_pipe takes one reader: while this test holds it, the default run goes on without
+    bpf_printk lines (and says why), --trace fails with one line."""
+    from corebpf.runner import TracePipe
+
+    try:
+        holder = TracePipe()
+    except Exception as exc:  # someone else reads it already, or no tracefs
+        pytest.skip(f"cannot hold trace_pipe for this test: {exc}")
+    with holder:
+        res = subprocess.run(corebpf("--json", "--duration", "0.2"), capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        notes = [r for r in parse(res.stdout) if "trace_error" in r]
+        assert notes and "one reader at a time" in notes[0]["trace_error"]
+        _fails(corebpf("--trace", "--duration", "0.2"), "trace_pipe", "one reader at a time")
 
 
 def test_program_the_kernel_refuses_exits_1(tmp_path: Path) -> None:

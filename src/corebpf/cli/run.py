@@ -37,6 +37,8 @@ class _Stopper:
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
+            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started with SIGINT ignored (nohup, a background job): keep it so
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -82,6 +84,15 @@ def _open_spec(path: str, assignments: tuple[str, ...]) -> Any:
     return spec
 
 
+def _target_btf(path: Optional[str]) -> Any:
+    """The CO-RE target for ``--btf`` (parsed now, so a bad file fails even when nothing needs CO-RE)."""
+    if path is None:
+        return None
+    from ..loader.core import target_set
+
+    return target_set(path)
+
+
 def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
     """Session notices: a JSON line on stdout with ``--json``, else a line on stderr."""
     if as_json:
@@ -118,7 +129,8 @@ def _announce(session: Any, as_json: bool) -> None:
 @click.option("--duration", type=click.FloatRange(min=0), metavar="S", help="Stop after S seconds.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N events (and trace lines).")
 @click.option("--trace/--no-trace", default=None,
-              help="Read bpf_printk output from trace_pipe (default: when a program calls bpf_printk).")
+              help="Read bpf_printk output from trace_pipe (default: when a program calls bpf_printk; "
+                   "trace_pipe takes one reader at a time).")
 def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...], assignments: tuple[str, ...],
         duration: Optional[float], count: Optional[int], trace: Optional[bool]) -> None:
     """Load OBJ, attach all its programs, print ring/perf buffer events and bpf_printk lines until stopped."""
@@ -131,7 +143,8 @@ def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...]
         try:
             explicit = parse_type_options(list(types))
             spec = _open_spec(obj, assignments)
-            loaded = spec.load(btf=btf_path)
+            target = _target_btf(btf_path)
+            loaded = spec.load(btf=target)
         except CoreBPFError as exc:
             fail(f"cannot load {obj}: {exc}")
         with loaded:

@@ -7,6 +7,7 @@ supports poll, so its fd can sit in an epoll set next to ring and perf buffers.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from typing import Optional
@@ -42,6 +43,14 @@ def trace_pipe_path() -> str:
     return path
 
 
+def _why(errno_: Optional[int]) -> str:
+    if errno_ == errno.EBUSY:
+        return "another process is reading it (trace_pipe takes one reader at a time): stop that reader"
+    if errno_ in (errno.EACCES, errno.EPERM):
+        return "reading bpf_printk output needs root (or read access to tracefs)"
+    return "bpf_printk output cannot be read"
+
+
 class TracePipe:
     """Lines of ``trace_pipe`` as they come, read without blocking.
 
@@ -55,8 +64,7 @@ class TracePipe:
         try:
             self._fd: Optional[int] = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            raise NodeError(f"cannot open {self.path}: {exc.strerror}; reading bpf_printk output needs root "
-                            "(or read access to tracefs)") from None
+            raise NodeError(f"cannot open {self.path}: {exc.strerror}; {_why(exc.errno)}") from None
         self._partial = b""
 
     def fileno(self) -> int:
