@@ -215,3 +215,25 @@ def test_program_the_kernel_refuses_exits_1(tmp_path: Path) -> None:
         pytest.skip("this kernel loads fentry programs: nothing to refuse")
     line = _fails([*CLI, "run", str(obj)], "obj_fentry.bpf.o", "unlink_enter")
     assert "EPERM" in line or "refuse" in line or "not permitted" in line.lower()
+
+
+def test_target_option_attaches_sections_without_attach_point() -> None:
+    """cgroup_skb/egress names no cgroup: --target gives it; without one the program is skipped."""
+    from corebpf.node import ensure_mounted
+
+    obj = CORPUS / "cgroup_skb.bpf.o"
+    cgroup = ensure_mounted("cgroup2")
+    res = subprocess.run([*CLI, "run", str(obj), "--json", "--duration", "0.3", "--target",
+                          f"egress_count.cgroup={cgroup}"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    records = parse(res.stdout)
+    attached = [r for r in records if "attached" in r]
+    assert len(attached) == 1 and attached[0]["target"].startswith(f"cgroup {cgroup}")
+    assert gone(attached[0]["program_id"])
+    res = subprocess.run([*CLI, "run", str(obj), "--json", "--duration", "0.1"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    records = parse(res.stdout)
+    assert [r["skipped"] for r in records if "skipped" in r] == ["egress_count"]
+    assert any(r.get("warning") == "no program attached" for r in records)
+    _fails([*CLI, "run", str(obj), "--target", "nope.cgroup=/"], "no program 'nope'", "egress_count")

@@ -118,3 +118,14 @@ def test_event_text() -> None:
     assert item_to_text(TraceLine("raw", "raw"), clock=False) == "trace: raw"
     assert value_to_text(StructValue(s="two words")) == "s='two words'"
     assert len(item_to_text(Event("events", b""), clock=True).split(" ", 1)[0]) == 8  # HH:MM:SS
+
+
+def test_parse_targets() -> None:
+    from corebpf.cli.run import parse_targets
+
+    progs = ["xdp_a", "tc_b"]
+    assert parse_targets(["xdp_a.interface=eth0", "mode=skb"], progs) == {
+        "xdp_a": {"interface": "eth0", "mode": "skb"}, "tc_b": {"mode": "skb"}}
+    assert parse_targets(["tc_b.pid=0x10"], progs) == {"tc_b": {"pid": 16}}
+    with pytest.raises(CoreBPFError, match="no program 'nope'"):
+        parse_targets(["nope.interface=lo"], progs)

@@ -3,6 +3,7 @@
     corebpf run prog.bpf.o                          # events and bpf_printk lines, readable
     corebpf run prog.bpf.o --json --duration 10     # one JSON object per line, stop after 10 s
     corebpf run prog.bpf.o --type events=event --set target_pid=1234 --count 100
+    corebpf run xdp.bpf.o --target interface=eth0   # sections that name no attach point
 
 Ring buffer and perf buffer records are decoded through BTF (see :mod:`corebpf.runner.record_types`
 for how the record type is found); ``trace_pipe`` is read when a program calls ``bpf_printk``.
@@ -24,7 +25,7 @@ import click
 from ..errors import CoreBPFError
 from ._output import fail
 
-__all__ = ["run", "parse_assignment"]
+__all__ = ["run", "parse_assignment", "parse_targets"]
 
 
 class _Stopper:
@@ -66,6 +67,22 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         if raw.lower() in ("true", "false"):
             value = raw.lower() == "true"
     return name.strip(), value
+
+
+def parse_targets(options: "tuple[str, ...] | list[str]", programs: "list[str]") -> dict[str, dict[str, Any]]:
+    """``["xdp_prog.interface=eth0", "cgroup=/sys/fs/cgroup"]`` -> attach targets per program name.
+
+    ``PROG.KEY=VALUE`` is for one program, ``KEY=VALUE`` for every program (each attach function
+    uses only the keys it knows: ``interface``, ``cgroup``, ``direction``, ``mode``, ``pid``...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for text in options:
+        key, value = parse_assignment(text)
+        prog, dot, bare = key.rpartition(".")
+        if dot and prog not in programs:
+            raise CoreBPFError(f"--target {text!r}: no program {prog!r} (programs: {', '.join(programs) or 'none'})")
+        for name in ([prog] if dot else programs):
+            out.setdefault(name, {})[bare if dot else key] = value
+    return out
 
 
 def _open_spec(path: str, assignments: tuple[str, ...]) -> Any:
@@ -128,11 +145,13 @@ def _announce(session: Any, as_json: bool) -> None:
               help="Set a global (e.g. const volatile) variable before load.")
 @click.option("--duration", type=click.FloatRange(min=0), metavar="S", help="Stop after S seconds.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N events (and trace lines).")
+@click.option("--target", "targets", multiple=True, metavar="[PROG.]KEY=VALUE",
+              help="Attach target for sections that name none (interface=eth0, cgroup=/sys/fs/cgroup, ...).")
 @click.option("--trace/--no-trace", default=None,
               help="Read bpf_printk output from trace_pipe (default: when a program calls bpf_printk; "
                    "trace_pipe takes one reader at a time).")
 def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...], assignments: tuple[str, ...],
-        duration: Optional[float], count: Optional[int], trace: Optional[bool]) -> None:
+        duration: Optional[float], count: Optional[int], targets: tuple[str, ...], trace: Optional[bool]) -> None:
     """Load OBJ, attach all its programs, print ring/perf buffer events and bpf_printk lines until stopped."""
     from ..runner import Event, Session, TraceLine, parse_type_options
     from ..runner.format import item_to_json, item_to_text
@@ -144,12 +163,13 @@ def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...]
             explicit = parse_type_options(list(types))
             spec = _open_spec(obj, assignments)
             target = _target_btf(btf_path)
+            attach_targets = parse_targets(targets, [n for n, p in spec.programs.items() if not p.is_subprog])
             loaded = spec.load(btf=target)
         except CoreBPFError as exc:
             fail(f"cannot load {obj}: {exc}")
         with loaded:
             try:
-                session = Session(loaded, types=explicit, trace=trace)
+                session = Session(loaded, types=explicit, trace=trace, targets=attach_targets)
             except CoreBPFError as exc:
                 fail(f"{obj}: {exc}")
             with session:
