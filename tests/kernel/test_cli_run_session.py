@@ -112,3 +112,22 @@ def test_explicit_type_errors_and_no_leftovers() -> None:
         assert links_of(prog_id) == []
         with Session(obj, types={"*": "struct event"}, trace=False) as session:
             assert all(rt is not None and rt.size == 40 for rt in session.record_types.values())
+
+
+def test_sessions_leak_no_fds() -> None:
+    from corebpf.errors import CoreBPFError
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with load_ours() as obj:
+        with Session(obj) as s:  # warm caches (features, tracefs mount lookup)
+            list(s.items(duration=0))
+        before = fds()
+        for _ in range(20):
+            with Session(obj) as s:
+                os.getpgid(0)
+                list(s.items(duration=0))
+            with pytest.raises(CoreBPFError):
+                Session(obj, types={"events": "missing"})
+        assert fds() == before

@@ -88,7 +88,9 @@ class Session:
             self._open_readers(explicit, perf_pages)
             self._open_trace(trace)
             self._make_epoll()
-            self.links = attach_all(obj, targets)
+            # Object.attach_all also closes the links with the object; plain objects go through links
+            attach = getattr(obj, "attach_all", None)
+            self.links = attach(targets) if callable(attach) else attach_all(obj, targets)
         except BaseException:
             self.close()
             raise
