@@ -153,8 +153,10 @@ def test_explicit_record_types() -> None:
                                      "--type", "perf_events=struct event"),
                              capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    events = [r for r in parse(res.stdout) if "event" in r]
+    records = parse(res.stdout)
+    events = [r for r in records if "event" in r]
     assert len(events) == 6 and {r["type"] for r in events} == {"struct event"}
+    assert records[-1] == {"stopped": "count", "events": 6, "trace_lines": 0, "lost": records[-1]["lost"]}
 
 
 def _fails(args: list[str], *needles: str) -> str:

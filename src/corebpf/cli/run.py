@@ -153,7 +153,7 @@ def _announce(session: Any, as_json: bool) -> None:
 def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...], assignments: tuple[str, ...],
         duration: Optional[float], count: Optional[int], targets: tuple[str, ...], trace: Optional[bool]) -> None:
     """Load OBJ, attach all its programs, print ring/perf buffer events and bpf_printk lines until stopped."""
-    from ..runner import Event, Session, TraceLine, parse_type_options
+    from ..runner import Event, Lost, Session, parse_type_options
     from ..runner.format import item_to_json, item_to_text
 
     stopper = _Stopper()
@@ -177,17 +177,19 @@ def run(obj: str, btf_path: Optional[str], as_json: bool, types: tuple[str, ...]
                 if stopper.reason is not None:
                     session.stop()
                 _announce(session, as_json)
-                printed, why = 0, "duration" if duration is not None else "end"
+                counts = {"events": 0, "trace_lines": 0, "lost": 0}  # what was printed
+                why = "duration" if duration is not None else "end"
                 for item in session.items(duration=duration):
                     click.echo(json.dumps(item_to_json(item)) if as_json else item_to_text(item))
-                    if isinstance(item, (Event, TraceLine)):
-                        printed += 1
-                        if count is not None and printed >= count:
-                            why = "count"
-                            break
+                    if isinstance(item, Lost):
+                        counts["lost"] += item.count
+                        continue
+                    counts["events" if isinstance(item, Event) else "trace_lines"] += 1
+                    if count is not None and counts["events"] + counts["trace_lines"] >= count:
+                        why = "count"
+                        break
                 if stopper.reason is not None:
                     why = stopper.reason
-                counts = dict(session.counts)
         _say(as_json, {"stopped": why, **counts},
              f"stopped ({why}): {counts['events']} events, {counts['trace_lines']} trace lines, {counts['lost']} lost")
     finally:
