@@ -25,6 +25,7 @@ from ..events.batch import Batch
 from .record_types import buffer_maps, record_type_for
 from .records import Event, Item, Lost, TraceLine
 from .trace_pipe import TracePipe
+from .._sys.closing import Closing
 
 __all__ = ["Session", "uses_printk", "PRINTK_HELPERS"]
 
@@ -44,7 +45,7 @@ def uses_printk(obj: Any) -> bool:
     return False
 
 
-class Session:
+class Session(Closing):
     """Attach all programs of ``obj`` (a loaded :class:`corebpf.Object`) and read their output.
 
     ``types`` names record types of buffer maps (``{"events": "event"}``, ``"*"`` for all; see
@@ -243,18 +244,6 @@ class Session:
             except OSError:
                 pass
         self._stop_r = self._stop_w = -1
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self.links.links)} attached"

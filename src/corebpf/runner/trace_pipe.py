@@ -14,6 +14,7 @@ from typing import Optional
 
 from ..errors import NodeError
 from .records import TraceLine
+from .._sys.closing import Closing
 
 __all__ = ["TracePipe", "parse_trace_line", "trace_pipe_path"]
 
@@ -51,7 +52,7 @@ def _why(errno_: Optional[int]) -> str:
     return "bpf_printk output cannot be read"
 
 
-class TracePipe:
+class TracePipe(Closing):
     """Lines of ``trace_pipe`` as they come, read without blocking.
 
     ``fileno()`` is readable (epoll) when lines are waiting; :meth:`read_lines` returns the complete
@@ -101,18 +102,6 @@ class TracePipe:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-
-    def __enter__(self) -> "TracePipe":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"<TracePipe {self.path}{' closed' if self._fd is None else ''}>"
