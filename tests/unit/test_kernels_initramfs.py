@@ -50,13 +50,15 @@ def test_initramfs_contents(tmp_path: Path) -> None:
     mods = [("00-virtio.ko", b"\x7fELFa"), ("01-9pnet.ko", b"\x7fELFb")]
     entries = parse_newc(build_initramfs(busybox, mods, "6.1.0-99-amd64", have_modules_share=True))
     assert entries["bin/busybox"][1] == busybox.read_bytes()
+    assert b"chroot /newroot /sbin/modprobe" in entries["bin/modprobe-newroot"][1]
     assert stat.S_ISCHR(entries["dev/console"][0])
     assert entries["modules/00-virtio.ko"][1] == b"\x7fELFa"
     assert entries["modules/01-9pnet.ko"][1] == b"\x7fELFb"
     init = entries["init"][1].decode()
     assert entries["init"][0] & 0o111 and init.startswith("#!/bin/busybox sh")
     for needle in ("-t bpf", "-t tracefs", "-t debugfs", "-t securityfs", "-t 9p", "trans=virtio",
-                   "/lib/modules/6.1.0-99-amd64", "poweroff -f", "@@vmtest: running command"):
+                   "/lib/modules/6.1.0-99-amd64", "poweroff -f", "@@vmtest: running command",
+                   "ifconfig lo 127.0.0.1 up", "/proc/sys/kernel/modprobe"):
         assert needle in init, needle
 
 

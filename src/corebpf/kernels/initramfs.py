@@ -76,6 +76,12 @@ class CpioWriter:
         return self._buf.getvalue()
 
 
+#: The kernel's module-autoload helper: the real modprobe inside the new root.
+MODPROBE_HELPER = """#!/bin/busybox sh
+exec /bin/busybox chroot /newroot /sbin/modprobe "$@"
+"""
+
+
 def find_busybox() -> Path:
     """A statically linked busybox (Debian's busybox-static installs /bin/busybox)."""
     for cand in (os.environ.get("COREBPF_BUSYBOX"), "/bin/busybox", "/usr/bin/busybox", shutil.which("busybox")):
@@ -146,6 +152,10 @@ mkdir -p /newroot{GUEST_SCRATCH}
 mount -t 9p -o trans=virtio,version=9p2000.L,rw {SCRATCH_TAG} /newroot{GUEST_SCRATCH} || fail "cannot mount the scratch directory"
 {modules_mount}
 {boot_mount}
+# Loopback up (tests use 127.0.0.1); module autoload (ip link add type veth) runs the kernel's modprobe
+# helper in this initramfs root: send it into the new root, where modprobe and the modules are.
+ifconfig lo 127.0.0.1 up 2>/dev/null || ip link set lo up 2>/dev/null || echo "@@vmtest: loopback down" > /dev/console
+echo /bin/modprobe-newroot > /proc/sys/kernel/modprobe 2>/dev/null
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 echo "@@vmtest: running command at $(cut -d" " -f1 /proc/uptime)" > /dev/console
 chroot /newroot /bin/sh {GUEST_SCRATCH}/{COMMAND_FILE} > /dev/ttyS1 2>&1 < /dev/null
@@ -175,6 +185,7 @@ def build_initramfs(busybox: Path, modules: Iterable[tuple[str, bytes]], release
         cpio.add_file(f"modules/{name}", data)
     for name, data in (extra or {}).items():
         cpio.add_file(name, data)
+    cpio.add_file("bin/modprobe-newroot", MODPROBE_HELPER.encode(), 0o755)
     cpio.add_file("init", init_script(release, have_modules_share=have_modules_share,
                                       have_boot_share=have_boot_share).encode(), 0o755)
     return cpio.finish()
