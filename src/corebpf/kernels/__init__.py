@@ -34,8 +34,23 @@ without ``.BTF``) raises :class:`KernelError` (a ``CoreBPFError``) with a messag
 Fetching uses ``apt-get download`` with a private apt configuration and state under the cache directory;
 the host's apt state is never touched.
 
-Booting (``corebpf.kernels.vm``): ``run_in_vm(kernel, command, ...) -> VMResult`` boots one kernel under
-QEMU with the host's root read-only over 9p and runs a command; ``corebpf vmtest`` is its CLI.
+``resolve_kernel(spec, cache=None, progress=None)``: ``progress`` gets one-line messages ("downloading
+linux-image-... (bookworm)") for long steps.
+
+Booting (``corebpf.kernels.vm``)::
+
+    from corebpf.kernels.vm import run_in_vm, VMConfig
+    r = run_in_vm(k, ["python3", "-c", "print(1)"],          # argv, or one shell command line string
+                  config=VMConfig(timeout=600, boot_timeout=180, memory_mb=2048, cpus=0, accel="auto",
+                                  cwd=None, env={}),
+                  on_output=print_chunk, cancel=threading_event)
+    r.status      # ok | failed (non-zero exit) | timeout | panic | boot-failed | qemu-error | cancelled
+    r.exit_code, r.output, r.duration, r.boot_seconds, r.accel, r.reason, r.console_tail, r.warnings
+
+The guest sees the host's root read-only over 9p under a tmpfs overlay (writes stay in the VM), the
+package's modules at /lib/modules/<release> and its /boot, bpffs/tracefs/debugfs/securityfs/cgroup2
+mounted, the caller's cwd and venv; ``$COREBPF_VMTEST_SCRATCH`` is shared read-write with the host.
+``corebpf vmtest`` is the CLI, ``corebpf kernel fetch|btf`` the CLI of the rest.
 """
 
 from __future__ import annotations

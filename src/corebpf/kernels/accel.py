@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .errors import KernelError
 
-__all__ = ["qemu_binary", "kvm_works", "choose_accel", "mark_kvm_broken", "KVM_CPU", "PROBE_TIMEOUT"]
+__all__ = ["qemu_binary", "kvm_works", "choose_accel", "mark_kvm_broken", "die_with_parent", "KVM_CPU",
+           "PROBE_TIMEOUT"]
 
 PROBE_TIMEOUT = 8.0
 #: The CPU model of KVM guests (all host features: BPF JIT paths as on the host).
@@ -37,7 +38,8 @@ def qemu_binary() -> str:
     return exe
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """``preexec_fn`` for QEMU: the child gets SIGKILL when its supervisor dies, however it dies."""
     import ctypes
 
     try:
@@ -64,7 +66,7 @@ def kvm_works() -> bool:
                "-display", "none", "-m", "16", "-bios", str(bios),
                "-cpu", KVM_CPU, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         try:
             return proc.wait(timeout=PROBE_TIMEOUT) == 3
         except subprocess.TimeoutExpired:

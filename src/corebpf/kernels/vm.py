@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import IO, Callable, Optional, Sequence, Union
 
-from .accel import KVM_CPU, choose_accel, mark_kvm_broken, qemu_binary
+from .accel import KVM_CPU, choose_accel, die_with_parent, mark_kvm_broken, qemu_binary
 from .console import ConsoleVerdict, scan_console, tail
 from .errors import KernelError
 from .image import read_boot_header
@@ -137,8 +137,8 @@ def _guest_env(kernel: KernelImage, config: VMConfig, cwd: str) -> dict[str, str
     return env
 
 
-def _qemu_args(kernel: KernelImage, config: VMConfig, accel: str, work: Path, scratch: Path,
-               initrd: Path, console: Path) -> list[str]:
+def _qemu_args(kernel: KernelImage, config: VMConfig, accel: str, scratch: Path, initrd: Path,
+               console: Path) -> list[str]:
     cpus = config.cpus or min(2, os.cpu_count() or 1)
     args = [
         qemu_binary(), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -174,9 +174,9 @@ def _boot_dir(kernel: KernelImage) -> Optional[Path]:
 class _Reader(threading.Thread):
     """Streams the command's serial output to a callback and keeps all of it."""
 
-    def __init__(self, stream: "object", on_output: Optional[OutputCallback]) -> None:
+    def __init__(self, stream: IO[bytes], on_output: Optional[OutputCallback]) -> None:
         super().__init__(daemon=True)
-        self._fd = stream.fileno()  # type: ignore[attr-defined]
+        self._fd = stream.fileno()
         self._on_output = on_output
         self.chunks: list[str] = []
 
@@ -200,16 +200,6 @@ class _Reader(threading.Thread):
     @property
     def text(self) -> str:
         return "".join(self.chunks)
-
-
-def _die_with_parent() -> None:
-    """In the QEMU child: get SIGKILL when the supervising process dies, however it dies."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 _WORK_PREFIX = "corebpf-vmtest-"
@@ -278,7 +268,7 @@ def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config
         console = work / "console.log"
         if accel == "kvm" and config.accel == "auto":
             # A KVM kernel reaches init in seconds; if it does not, KVM is broken here (nested): use TCG.
-            args = _qemu_args(kernel, config, accel, work, scratch, initrd, console)
+            args = _qemu_args(kernel, config, accel, scratch, initrd, console)
             result = _supervise(kernel, config, accel, args, scratch, console, work / "qemu.err", on_output,
                                 cancel, boot_timeout=min(KVM_BOOT_GRACE, config.boot_timeout))
             if result.status not in ("qemu-error", "timeout") or result.boot_seconds is not None:
@@ -286,7 +276,7 @@ def run_in_vm(kernel: KernelImage, command: Union[str, Sequence[str]], *, config
             mark_kvm_broken()
             accel = "tcg"
             console.unlink(missing_ok=True)
-        args = _qemu_args(kernel, config, accel, work, scratch, initrd, console)
+        args = _qemu_args(kernel, config, accel, scratch, initrd, console)
         return _supervise(kernel, config, accel, args, scratch, console, work / "qemu.err", on_output, cancel)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -302,7 +292,8 @@ def _supervise(kernel: KernelImage, config: VMConfig, accel: str, args: list[str
     verdict = ConsoleVerdict()
     with open(errfile, "wb") as err:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=die_with_parent)
+    assert proc.stdout is not None
     reader = _Reader(proc.stdout, on_output)
     reader.start()
     try:
