@@ -142,7 +142,8 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts 2>/dev/null
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm 2>/dev/null
-[ "$overlay" = yes ] && mount -t tmpfs -o mode=0755 run /newroot/run && mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+# /tmp stays the host's (writable through the overlay): a checkout under /tmp, as CI may use, must be visible
+[ "$overlay" = yes ] && mount -t tmpfs -o mode=0755 run /newroot/run
 mount -t bpf bpf /newroot/sys/fs/bpf || echo "@@vmtest: no bpffs" > /dev/console
 mount -t tracefs tracefs /newroot/sys/kernel/tracing 2>/dev/null || echo "@@vmtest: no tracefs" > /dev/console
 mount -t debugfs debugfs /newroot/sys/kernel/debug 2>/dev/null || echo "@@vmtest: no debugfs" > /dev/console
