@@ -9,7 +9,6 @@ that carry them.
 from __future__ import annotations
 
 import ctypes
-import socket
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -26,6 +25,8 @@ def ifname(ifindex: int) -> Optional[str]:
     if not ifindex:
         return None
     try:
+        import socket  # only for links with an ifindex: keeps its import off the doctor's cold path
+
         return socket.if_indextoname(ifindex)
     except OSError:
         return None
