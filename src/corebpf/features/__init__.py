@@ -143,11 +143,26 @@ def helper_support(prog_type_name: str) -> HelperSupport:
         if key in _helper_cache:
             return _helper_cache[key]
     pt = _prog_result(key)
-    r = probe_helpers(key, pt.loadable_as) if pt.loadable_as else not_probed(key, f"program type does not load: "
-                                                                                 f"{pt.result.reason}")
+    if pt.loadable_as is None:
+        r = not_probed(key, f"program type does not load: {pt.result.reason}")
+    elif pt.loadable_as.prog_type == ProgType.EXT:
+        # an extension without a target program is refused ("needs btf_id") before the verifier looks
+        # at the call, so every helper would look accepted; it may call what the program it replaces may
+        r = not_probed(key, "extensions use the helpers of the program they replace; probe that program type")
+    else:
+        r = probe_helpers(key, pt.loadable_as)
     with _lock:
         _helper_cache[key] = r
     return r
+
+
+# program types whose helper probes take longest (tracing loads against a BTF target): started first
+_SLOW_HELPER_TYPES = frozenset({"tracing", "lsm", "ext", "struct_ops"})
+
+
+def _prog_and_helpers(name: str) -> tuple[ProgTypeResult, HelperSupport]:
+    """One pool task of probe_all: the program type, then its helpers (which need it)."""
+    return _prog_result(name), helper_support(name)
 
 
 def helper(prog_type_name: str, helper_name: str) -> bool:
@@ -160,24 +175,87 @@ def helper(prog_type_name: str, helper_name: str) -> bool:
 ATTACH_METHODS: tuple[str, ...] = tuple(ATTACH_PROBES)
 
 
+class _Done:
+    """The outcome of one task: :meth:`result` waits for it."""
+
+    __slots__ = ("value", "error", "ready")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        self.ready = threading.Event()
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self.value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through result()
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    def result(self) -> Any:
+        """The task's return value (waits for it), or its exception raised again."""
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class _Inline:
     """An executor that runs each task at once in the calling thread (the serial mode of probe_all)."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        from concurrent.futures import Future
-
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            fut.set_exception(exc)
-        return fut
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Done:
+        done = _Done()
+        done.run(fn, args)
+        return done
 
     def __enter__(self) -> "_Inline":
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+class _Threads:
+    """A minimal thread pool: up to ``workers`` threads take submitted tasks in order. Plain
+    :mod:`threading` instead of :mod:`concurrent.futures`, whose import (logging, queue, traceback...)
+    cost a cold ``corebpf doctor`` ~10 ms for nothing this needs."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.tasks: list[tuple[_Done, Callable[..., Any], tuple[Any, ...]]] = []
+        self.lock = threading.Lock()
+        self.running = 0
+        self.threads: list[threading.Thread] = []
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                if not self.tasks:
+                    self.running -= 1  # under the lock: submit() then starts a new worker if needed
+                    return
+                done, fn, args = self.tasks.pop(0)
+            done.run(fn, args)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Done:
+        done = _Done()
+        with self.lock:
+            self.tasks.append((done, fn, args))
+            start = self.running < self.workers
+            if start:
+                self.running += 1
+        if start:
+            t = threading.Thread(target=self._work, daemon=True)
+            t.start()
+            self.threads.append(t)
+        return done
+
+    def __enter__(self) -> "_Threads":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for t in self.threads:
+            t.join()
 
 
 def _helper_workers() -> int:
@@ -212,22 +290,28 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
-    from concurrent.futures import ThreadPoolExecutor
-
     workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
     # threads run them so they overlap everything else; helper probes (CPU-bound, in the kernel)
     # get a pool only on an idle host. threads=1 runs everything in the calling thread.
-    with (_Inline() if threads == 1 else ThreadPoolExecutor(4)) as waiters, \
-            (_Inline() if workers == 1 else ThreadPoolExecutor(workers)) as pool:
+    with (_Inline() if threads == 1 else _Threads(4)) as waiters, \
+            (_Inline() if workers == 1 else _Threads(workers)) as pool:
         attach_f = {n: waiters.submit(attach_method, n) for n in ATTACH_PROBES}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
-        progs = {t.name.lower(): _prog_result(t.name.lower()) for t in ProgType if t != ProgType.UNSPEC}
-        helper_f = {n: pool.submit(helper_support, n) for n in progs} if with_helpers else {}
+        names = [t.name.lower() for t in ProgType if t != ProgType.UNSPEC]
+        if with_helpers:
+            # each pool task probes its program type then that type's helpers, so helper probes start
+            # at once instead of after every program type; the slowest (tracing, BTF targets) go first
+            order = sorted(names, key=lambda n: n not in _SLOW_HELPER_TYPES)
+            pair_f = {n: pool.submit(_prog_and_helpers, n) for n in order}
+        else:
+            pair_f = {n: _Inline().submit(lambda n: (_prog_result(n), None), n) for n in names}
         maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC}
         misc = probe_misc()
+        pairs = {n: pair_f[n].result() for n in names}
+        progs = {n: pairs[n][0] for n in names}
         report = FeatureReport({n: r.result for n, r in progs.items()}, {n: r.variants for n, r in progs.items()},
-                               maps, {n: f.result() for n, f in helper_f.items()},
+                               maps, {n: pairs[n][1] for n in names} if with_helpers else {},
                                {n: f.result() for n, f in attach_f.items()}, misc, time.perf_counter() - start)
     _report = report
     if use_disk_cache:
