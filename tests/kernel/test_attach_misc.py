@@ -10,6 +10,7 @@ import pytest
 import corebpf
 from corebpf import links
 from corebpf._sys import ops
+from corebpf.analysis import kernel_versions
 from corebpf.links.tracing import load as load_tracing
 from test_links_util import count, counting_program, veth_pair
 
@@ -96,6 +97,11 @@ def test_struct_ops_tcp_congestion_control_registered_while_linked():
 
     if not features.prog_type("struct_ops").supported:
         pytest.skip(f"struct_ops programs: {features.prog_type('struct_ops').reason}")
+    link_probe = features.attach_method("struct_ops_link")
+    need = kernel_versions.lookup("features", "struct_ops_link").version
+    if not link_probe.supported and need is not None and kernel_versions.KernelVersion.parse(os.uname().release) < need:
+        # the kernel's version may lack struct_ops links (BPF_F_LINK maps); a newer one must have them
+        pytest.skip(f"struct_ops links need Linux {need}+: {link_probe.reason}")
     btf = BTF.vmlinux()
     try:
         value_t = btf.find("bpf_struct_ops_tcp_congestion_ops", Kind.STRUCT)
