@@ -279,9 +279,17 @@ def test_kprobe_multi_works_or_says_why():
                 getpgids(5)
                 assert count(m) >= 5
             return
-        with pytest.raises(links.AttachError) as ei:
-            links.kprobe_multi(p, "__x64_sys_getpgid*")
-        assert "kprobe_multi" in str(ei.value) and "CONFIG_FPROBE" in str(ei.value)
+        try:
+            link = links.kprobe_multi(p, "__x64_sys_getpgid*")
+        except links.AttachError as exc:
+            assert "kprobe_multi" in str(exc) and "CONFIG_FPROBE" in str(exc)
+        else:
+            # plan B worked: some kernels (Debian 6.1, CONFIG_FPROBE off) still put a program loaded for
+            # TRACE_KPROBE_MULTI on single kprobes; then it must really count
+            with link:
+                assert link.method.startswith("kprobe_per_function"), link.method
+                getpgids(5)
+                assert count(m) >= 5
         with pytest.raises(links.TargetNotFoundError):
             links.kprobe_multi(p, "corebpf_no_such_function_*")
 
