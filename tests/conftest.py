@@ -8,6 +8,9 @@ kernel test was skipped, the run fails: a green run must mean the kernel was rea
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if config.stash.get(_all_skipped_key, False):
         terminalreporter.write_line(
             "FAILED: bpf() works on this machine but every kernel test was skipped", red=True)
+
+
+@pytest.fixture(scope="module")
+def bpffs() -> Iterator[str]:
+    """A fresh directory in a bpffs: inside the mounted one, or in one mounted for the test."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "bpf"]
+    if mounts:
+        path = tempfile.mkdtemp(prefix="corebpf-test-", dir=mounts[0])
+        yield path
+        os.rmdir(path)
+        return
+    path = tempfile.mkdtemp(prefix="corebpf-bpffs-")
+    if subprocess.run(["mount", "-t", "bpf", "bpf", path], capture_output=True).returncode:
+        pytest.skip("no bpffs mounted and mounting one failed")
+    yield path
+    subprocess.run(["umount", path], check=False)
+    os.rmdir(path)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,24 +11,6 @@ from corebpf import Map, MapType
 from corebpf._sys import ops
 from corebpf.errors import BPFError, BPFNotFoundError, BPFPermissionError
 from corebpf.maps import MapInfo
-
-
-@pytest.fixture(scope="module")
-def bpffs() -> Iterator[str]:
-    """A directory in a bpffs: the mounted one, or one we mount for the test."""
-    with open("/proc/mounts") as f:
-        mounts = [line.split()[1] for line in f if line.split()[2] == "bpf"]
-    if mounts:
-        path = tempfile.mkdtemp(prefix="corebpf-test-", dir=mounts[0])
-        yield path
-        os.rmdir(path)
-        return
-    path = tempfile.mkdtemp(prefix="corebpf-bpffs-")
-    if subprocess.run(["mount", "-t", "bpf", "bpf", path], capture_output=True).returncode:
-        pytest.skip("no bpffs mounted and mounting one failed")
-    yield path
-    subprocess.run(["umount", path], check=False)
-    os.rmdir(path)
 
 
 def test_public_names():

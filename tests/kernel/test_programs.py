@@ -10,8 +10,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,23 +25,6 @@ from test_programs_insns import (
 )
 
 XDP_PASS = 2
-
-
-@pytest.fixture(scope="module")
-def bpffs() -> Iterator[str]:
-    with open("/proc/mounts") as f:
-        mounts = [line.split()[1] for line in f if line.split()[2] == "bpf"]
-    if mounts:
-        path = tempfile.mkdtemp(prefix="corebpf-test-", dir=mounts[0])
-        yield path
-        os.rmdir(path)
-        return
-    path = tempfile.mkdtemp(prefix="corebpf-bpffs-")
-    if subprocess.run(["mount", "-t", "bpf", "bpf", path], capture_output=True).returncode:
-        pytest.skip("no bpffs mounted and mounting one failed")
-    yield path
-    subprocess.run(["umount", path], check=False)
-    os.rmdir(path)
 
 
 def test_public_names():
