@@ -5,11 +5,15 @@ from __future__ import annotations
 import mmap
 import os
 import sys
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from weakref import WeakSet
 
 from .._sys.fd import FD
 from ..maps import Map, MapType
 from ..maps.info import fd_kind, map_info
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .batch import Batch
 
 PAGE_SIZE = mmap.PAGESIZE
 
@@ -83,3 +87,36 @@ def online_cpus() -> list[int]:
 
 
 __all__ = ["PAGE_SIZE", "MapLike", "open_map", "drop_mmap", "release_view", "online_cpus", "map_info"]
+
+
+class PolledSource:
+    """What the ring and perf buffer readers share about pollers: a private one made on first wait
+    (for ``poll``/``batches``/``events``), and the pollers that watch them, told to forget them on close."""
+
+    _poller: Any
+    _pollers: "WeakSet[Any]"
+
+    def _init_polling(self) -> None:
+        self._poller = None
+        self._pollers = WeakSet()
+
+    def _own_poller(self) -> Any:
+        if self._poller is None:
+            from .poller import Poller
+
+            self._poller = Poller(self)
+        return self._poller
+
+    def batches(self, timeout: Optional[float] = None) -> "Iterator[Batch]":
+        """``for batch in reader.batches(timeout=1.0)``: batches as they come (waiting like ``poll``),
+        each released when the next is asked for; ends when a wait of ``timeout`` seconds finds nothing
+        (None: never)."""
+        return self._own_poller().batches(timeout)
+
+    def _detach_pollers(self) -> None:
+        """Close our own poller and unregister from the others (while our fds still name the files)."""
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
+        for poller in list(self._pollers):
+            poller._forget(self)

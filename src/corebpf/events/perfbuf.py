@@ -17,12 +17,11 @@ import fcntl
 import mmap
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from itertools import starmap
 from operator import length_hint
 from typing import Any, Optional
-from weakref import WeakSet
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from .._sys._generated import PerfEventAttr, PerfSwId, PerfType
 from .._sys.fd import FD
 from .._sys.syscall import perf_event_open
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, drop_mmap, open_map, online_cpus, release_view
+from ._common import PAGE_SIZE, PolledSource, drop_mmap, open_map, online_cpus, release_view
 from .batch import Batch, Segment, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 from .._sys.closing import Closing
@@ -75,7 +74,7 @@ class _CpuRing:
         self.fd.close()
 
 
-class PerfBuffer(Closing):
+class PerfBuffer(PolledSource, Closing):
     """A reader of one ``perf_event_array`` map: per-CPU rings, lost-sample counts.
 
     ``PerfBuffer(map, pages=8, callback=None, lost_callback=None, record_type=None, wakeup_events=1)``.
@@ -97,8 +96,7 @@ class PerfBuffer(Closing):
         self._map: Optional[Map] = None
         self._rings: list[_CpuRing] = []
         self._batches: list[Batch] = []
-        self._poller: Any = None
-        self._pollers: WeakSet[Any] = WeakSet()  # pollers watching us: told to forget us on close
+        self._init_polling()
         self.callback = callback
         """Called by :meth:`consume` / :meth:`poll` (and a :class:`Poller`) with each sample's bytes."""
         self.lost_callback = lost_callback
@@ -171,11 +169,7 @@ class PerfBuffer(Closing):
         if self._map is None:
             return
         self._release_batches()
-        if self._poller is not None:
-            self._poller.close()
-            self._poller = None
-        for poller in list(self._pollers):
-            poller._forget(self)  # unregister while our fds still name the files
+        self._detach_pollers()
         for r in self._rings:
             try:
                 ops.map_delete_elem(self._map.fileno(), r.cpu.to_bytes(4, "little"))
@@ -346,19 +340,6 @@ class PerfBuffer(Closing):
         if not self._has_data():
             self._own_poller().wait(timeout)
         return self.read_batches()
-
-    def batches(self, timeout: Optional[float] = None) -> Iterator[Batch]:
-        """``for batch in reader.batches(timeout=1.0)``: batches as they come (waiting like :meth:`poll`),
-        each released when the next is asked for; ends when a wait of ``timeout`` seconds finds nothing
-        (None: never)."""
-        return self._own_poller().batches(timeout)
-
-    def _own_poller(self) -> Any:
-        if self._poller is None:
-            from .poller import Poller
-
-            self._poller = Poller(self)
-        return self._poller
 
     def events(self, *, copy: bool = True, interval: float = 0.25) -> AsyncIterator[Any]:
         """``async for`` over samples: decoded values with a record type, else ``bytes``."""

@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import mmap
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from itertools import starmap
 from operator import length_hint
 from typing import Any, Optional, Union
-from weakref import WeakSet
 
 import numpy as np
 
 from ..maps import Map, MapType
-from ._common import PAGE_SIZE, drop_mmap, open_map, release_view
+from ._common import PAGE_SIZE, PolledSource, drop_mmap, open_map, release_view
 from .batch import Batch, Segment, seg_kept, segment_bytes
 from .typed import RecordType, RecordTypeLike, as_record_type
 from .._sys.closing import Closing
@@ -59,7 +58,7 @@ Callback = Callable[[bytes], Any]
 DropCounter = Union[Callable[[], int], Map, tuple[Map, Any]]
 
 
-class RingBuffer(Closing):
+class RingBuffer(PolledSource, Closing):
     """A consumer of one BPF ring buffer map.
 
     ``ring = RingBuffer(map, callback=None, record_type=None, drop_counter=None)``; ``map`` is a
@@ -83,8 +82,7 @@ class RingBuffer(Closing):
         self._map: Optional[Map] = None
         self._cons_mm: Optional[mmap.mmap] = None
         self._prod_mm: Optional[mmap.mmap] = None
-        self._poller: Any = None
-        self._pollers: WeakSet[Any] = WeakSet()  # pollers watching us: told to forget us on close
+        self._init_polling()
         self._batch: Optional[Batch] = None
         m = open_map(map, MapType.RINGBUF, "RingBuffer")
         try:
@@ -144,11 +142,7 @@ class RingBuffer(Closing):
         if self._batch is not None:
             self._batch.release()
             self._batch = None
-        if self._poller is not None:
-            self._poller.close()
-            self._poller = None
-        for poller in list(self._pollers):
-            poller._forget(self)  # unregister while our fds still name the files
+        self._detach_pollers()
         self._release_mappings()
         m, self._map = self._map, None
         m.close()
@@ -362,19 +356,6 @@ class RingBuffer(Closing):
         if not self._has_data():
             self._own_poller().wait(timeout)
         return self.read_batch(max_records)
-
-    def batches(self, timeout: Optional[float] = None) -> Iterator[Batch]:
-        """``for batch in reader.batches(timeout=1.0)``: batches as they come (waiting like :meth:`poll`),
-        each released when the next is asked for; ends when a wait of ``timeout`` seconds finds nothing
-        (None: never)."""
-        return self._own_poller().batches(timeout)
-
-    def _own_poller(self) -> Any:
-        if self._poller is None:
-            from .poller import Poller
-
-            self._poller = Poller(self)
-        return self._poller
 
     def _wait_fds(self) -> list[int]:
         return [self.fileno()]
