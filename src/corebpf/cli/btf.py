@@ -16,16 +16,26 @@ all of vmlinux needs about half the memory. ELF files and archives go through th
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
-from pathlib import Path
-from typing import IO, Iterable, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Iterable, Iterator, NoReturn, Optional
 
 import click
 
 from ..errors import BTFError
-from ._output import echo_json, fail, json_option
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..btf.c_dump_table import RawTypes
+
+# The `dump` path imports as little as it can: interpreter start-up and imports are a third of a
+# cold `corebpf btf dump` (difflib, json, rich and friends load only where they are used).
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Stop the command with ``corebpf: error: message`` and exit code ``code`` (see ``_output.fail``)."""
+    from ._output import fail as _fail
+    _fail(message, code)
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 SYSFS_BTF = "/sys/kernel/btf"
@@ -66,6 +76,7 @@ def _resolve_source(file: Optional[str], module: Optional[str], base: Optional[s
             return VMLINUX, None
         if not os.path.exists(path):
             have = sorted(n for n in _listdir(SYSFS_BTF) if n != "vmlinux")
+            import difflib
             hint = (f"; modules with BTF: {', '.join(difflib.get_close_matches(module, have, 5) or have[:10])}"
                     if have else "; no module BTF is present (none loaded, or no CONFIG_DEBUG_INFO_BTF_MODULES)")
             fail(f"no BTF for module {module!r}: {path} does not exist{hint}", 2)
@@ -86,7 +97,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def load_raw_types(path: str, base: Optional[str]) -> object:
+def load_raw_types(path: str, base: Optional[str]) -> "RawTypes":
     """A :class:`corebpf.btf.c_dump_table.RawTypes` for ``path`` (split on ``base`` if given).
 
     Raw BTF is read directly (standard library only); ELF objects/images and BTFHub archives are
@@ -110,6 +121,8 @@ def _looks_like_file(arg: str) -> bool:
 
 def _close_matches(rt: object, names: Iterable[str]) -> str:
     """``; did you mean: a, b`` from the names of structs, unions, enums and typedefs."""
+    import difflib
+
     from ..btf import c_dump_table as table
     candidates: set[str] = set()
     kinds = rt.kinds  # type: ignore[attr-defined]
@@ -147,7 +160,24 @@ def _write(chunks: Iterator[str], output: Optional[str]) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------------
-@click.group()
+class _BTFGroup(click.Group):
+    """``btf``'s subcommands; ``minimize`` (and what it imports) loads only when it runs."""
+
+    _LAZY = {"minimize": ("btf_minimize", "minimize_cmd")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self._LAZY))
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        lazy = self._LAZY.get(name)
+        if lazy is not None and name not in self.commands:
+            import importlib
+            module = importlib.import_module(f"{__package__}.{lazy[0]}")
+            self.add_command(getattr(module, lazy[1]), name)
+        return self.commands.get(name)
+
+
+@click.group(cls=_BTFGroup)
 def btf() -> None:
     """BTF type information: dump as C (vmlinux.h) or JSON, show a type's layout."""
 
@@ -238,6 +268,7 @@ def show(type_name: str, btf_file: Optional[str], module: Optional[str], base: O
     """Layout of a struct or union like pahole: each member's offset and size, bitfields,
     holes, padding, total size and cachelines. Enums list their values; other types print as C."""
     from ..btf import BTF, Kind, c_dump
+    from ._output import echo_json
     from ..btf.c_dump_layout import format_layout, layout
     from ..btf.types import Composite, Enum
 
@@ -302,6 +333,3 @@ def _find_type(b: object, name: str) -> Optional[object]:
         except KeyError:
             continue
     return None
-
-from .btf_minimize import minimize_cmd as _minimize_cmd  # noqa: E402  (corebpf btf minimize)
-btf.add_command(_minimize_cmd)
