@@ -396,3 +396,21 @@ def test_processes_and_summary() -> None:
         json.dumps(summary)
         bare = inventory.snapshot(owners=False, pins=False).summary()
         assert bare["owner_processes"] is None and bare["pinned"] is None
+
+
+def test_snapshot_limited_to_ids_taken_earlier() -> None:
+    """``ids=`` (what doctor lists before its probes start) keeps later objects out and skips vanished ones."""
+    with load_prog(name="inv_before") as before:
+        earlier = {kind: ops.iter_ids(kind) for kind in ("prog", "map", "link", "btf")}
+        closed_id = obj_id(before)
+        with load_prog(name="inv_after") as after:
+            snap = inventory.snapshot(owners=True, pins=False, ids=earlier)
+            prog_ids = {p.id for p in snap.programs}
+            assert obj_id(before) in prog_ids
+            assert obj_id(after) not in prog_ids
+            assert prog_ids <= set(earlier["prog"])
+            mine = next(p for p in snap.programs if p.id == obj_id(before))
+            assert mine.name == "inv_before" and any(o.pid == os.getpid() for o in mine.owners or ())
+    assert inventory.snapshot(owners=False, pins=False, ids={"prog": [closed_id]}).programs == ()  # closed: skipped
+    assert inventory.snapshot(owners=False, pins=False, ids={}).counts() == {"programs": 0, "maps": 0, "links": 0,
+                                                                              "btfs": 0}

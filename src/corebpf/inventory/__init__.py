@@ -15,7 +15,7 @@ scan / bpffs walk, leaving those fields None.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Mapping, Optional
 
 from ..errors import BPFNotFoundError
 from .attach import (
@@ -107,9 +107,10 @@ def processes() -> tuple[ProcessRecord, ...]:
     return take_snapshot(owners=True, pins=False).processes()
 
 
-def snapshot(*, owners: bool = True, pins: bool = True) -> Snapshot:
-    """Every program, map, link and BTF object at once, with id indexes (one /proc scan, one bpffs walk)."""
-    return take_snapshot(owners=owners, pins=pins)
+def snapshot(*, owners: bool = True, pins: bool = True, ids: Optional[Mapping[str, Iterable[int]]] = None) -> Snapshot:
+    """Every program, map, link and BTF object at once, with id indexes (one /proc scan, one bpffs walk);
+    ``ids`` (kind -> ids listed earlier) limits it to those objects."""
+    return take_snapshot(owners=owners, pins=pins, ids=ids)
 
 
 __all__ = [

@@ -114,13 +114,21 @@ class Snapshot:
                 "btfs": len(self.btfs)}
 
 
-def take_snapshot(*, owners: bool = True, pins: bool = True) -> Snapshot:
-    """Walk every kind once, then (with no inventory fds left open) scan processes and pins."""
+def take_snapshot(*, owners: bool = True, pins: bool = True,
+                  ids: Optional[Mapping[str, Iterable[int]]] = None) -> Snapshot:
+    """Walk every kind once, then (with no inventory fds left open) scan processes and pins.
+
+    ``ids`` (kind -> ids, e.g. taken with :func:`corebpf._sys.ops.iter_ids` before creating objects of
+    one's own) limits the records to those objects: the ones created since are left out."""
     taken_at = datetime.now(timezone.utc)
-    progs = all_programs(boot_offset_ns())
-    maps_ = all_maps()
-    links = all_links()
-    btfs = all_btfs()
+
+    def only(kind: str) -> Optional[Iterable[int]]:
+        return None if ids is None else ids.get(kind, ())  # a kind left out: none of it
+
+    progs = all_programs(boot_offset_ns(), only("prog"))
+    maps_ = all_maps(only("map"))
+    links = all_links(only("link"))
+    btfs = all_btfs(only("btf"))
     # pins open and close their own fds, so the /proc scan that follows sees none of ours
     pin_index = scan_pins() if pins else None
     owner_index = scan_owners() if owners else None

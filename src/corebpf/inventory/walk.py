@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from .._sys import _generated as g
 from .._sys import ops
@@ -146,35 +146,36 @@ def read_one(kind: str, obj_id: int, reader: Callable[[FD], T]) -> Optional[T]:
             return None
 
 
-def walk(kind: str, reader: Callable[[FD], T]) -> Iterator[T]:
-    """``reader`` applied to every loaded object of ``kind``, skipping those that vanish mid-walk."""
-    for obj_id in ids(kind):
+def walk(kind: str, reader: Callable[[FD], T], only: Optional[Iterable[int]] = None) -> Iterator[T]:
+    """``reader`` applied to every loaded object of ``kind`` (or to the ids in ``only``: a set taken
+    earlier), skipping those that vanish mid-walk."""
+    for obj_id in ids(kind) if only is None else only:
         record = read_one(kind, obj_id, reader)
         if record is not None:
             yield record
 
 
-def all_programs(offset_ns: Optional[int] = None) -> list[ProgramRecord]:
-    """Records of every loaded program (no owners/pins)."""
+def all_programs(offset_ns: Optional[int] = None, only: Optional[Iterable[int]] = None) -> list[ProgramRecord]:
+    """Records of every loaded program (no owners/pins); ``only``: of these ids (see :func:`walk`)."""
     if offset_ns is None:
         offset_ns = boot_offset_ns()
     btf_cache: dict[int, Optional[bytes]] = {}
-    return list(walk("prog", lambda fd: read_program(fd, offset_ns, btf_cache)))
+    return list(walk("prog", lambda fd: read_program(fd, offset_ns, btf_cache), only))
 
 
-def all_maps() -> list[MapRecord]:
-    """Records of every loaded map (no owners/pins)."""
-    return list(walk("map", read_map))
+def all_maps(only: Optional[Iterable[int]] = None) -> list[MapRecord]:
+    """Records of every loaded map (no owners/pins); ``only``: of these ids (see :func:`walk`)."""
+    return list(walk("map", read_map, only))
 
 
-def all_links() -> list[LinkRecord]:
-    """Records of every BPF link (no owners/pins)."""
-    return list(walk("link", read_link))
+def all_links(only: Optional[Iterable[int]] = None) -> list[LinkRecord]:
+    """Records of every BPF link (no owners/pins); ``only``: of these ids (see :func:`walk`)."""
+    return list(walk("link", read_link, only))
 
 
-def all_btfs() -> list[BTFRecord]:
-    """Records of every loaded BTF object (no owners/pins)."""
-    return list(walk("btf", read_btf))
+def all_btfs(only: Optional[Iterable[int]] = None) -> list[BTFRecord]:
+    """Records of every loaded BTF object (no owners/pins); ``only``: of these ids (see :func:`walk`)."""
+    return list(walk("btf", read_btf, only))
 
 
 READERS: dict[str, Callable[[FD], object]] = {"prog": read_program, "map": read_map, "link": read_link,
