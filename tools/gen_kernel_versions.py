@@ -157,6 +157,10 @@ EXTRA: dict[str, dict[str, dict[str, str]]] = {
         "uprobe_multi": {"version": "6.6", "source": "kernel release notes"},
         "kprobe_multi": {"version": "5.18", "source": "kernel release notes"},
         "struct_ops_link": {"version": "6.4", "source": "kernel release notes"},
+        # behaviours the kernel tests pin (checked in Debian 5.10/6.1/6.12 VMs: older kernels lack them)
+        "prog_info_verified_insns": {"version": "5.16", "source": "kernel commit aba64c7da983 (bpf: Add verified_insns to bpf_prog_info and fdinfo), applied to bpf-next Oct 2021, in the 5.16 merge window; Debian 5.10 reports 0, 6.1 fills it"},
+        "sockmap_prog_query": {"version": "5.18", "source": "kernel commit 748cd5729ac7 (bpf: support BPF_PROG_QUERY for progs attached to sockmap), pushed to bpf-next 2022-01-21 after the 5.17 merge window; Debian 5.10 answers EINVAL"},
+        "verifier_msg_cannot_use_helper": {"version": "6.10", "source": "kernel commit: bpf: improve error message for unsupported helper (Mykyta Yatsenko, lore 20240325152210.377548-1-yatsenko@meta.com; libbpf mirror b0624101), bpf-next Mar 2024 -> 6.10: \"unknown func\" became \"program of this type cannot use helper\"; Debian 6.1 says unknown func, 6.12 the new words"},
     },
     # kfuncs: the release that first exported each (kernel BTF is the real test: `compat` checks it)
     "kfuncs": {
