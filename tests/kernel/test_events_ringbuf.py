@@ -212,7 +212,7 @@ def test_exact_under_overload(counters, api, producers_per_cpu):
 
 def test_drop_counter_forms(ring, counters):
     with RingBuffer(ring, drop_counter=(counters, 0)) as rb:
-        counters[0] = (5).to_bytes(8, "little") + (0).to_bytes(8, "little")
+        counters[0] = (5).to_bytes(8, "little") + bytes(counters.value_size - 8)
         assert rb.dropped == 5  # a (map, key) pair reads the first 8 bytes of the value
     with RingBuffer(ring, drop_counter=lambda: 7) as rb:
         assert rb.dropped == 7

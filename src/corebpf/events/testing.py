@@ -1,12 +1,20 @@
 """Synthetic producers: small programs, built with :mod:`corebpf.asm`, that write numbered records.
 
 They exist so the readers can be tested and benchmarked without attaching anything: each is a
-socket filter run with ``Program.test_run(data=PACKET, repeat=N)``. Every run takes a sequence
-number from a counter map and writes one record whose first 8 bytes are that number (the rest is
-zero). The counter map (:func:`counter_map`) is an array with one 16-byte value: ``[0:8]`` is the
+tc (``sched_cls``) program run with ``Program.test_run(data=PACKET, repeat=N)``. Every run takes a
+sequence number from a counter map and writes one record whose first 8 bytes are that number (the
+rest is zero). The counter map (:func:`counter_map`) is an array with one value: ``[0:8]`` is the
 number of records attempted, ``[8:16]`` the number the kernel refused (ring full, no perf event
-on this CPU...). So ``attempted == received + failed`` for ring buffers, and ``attempted ==
-received + lost`` for perf buffers (where the kernel reports the same failures as lost samples).
+on this CPU...), then a ``struct bpf_spin_lock``. So ``attempted == received + failed`` for ring
+buffers, and ``attempted == received + lost`` for perf buffers (where the kernel reports the same
+failures as lost samples).
+
+Why a spin lock: the sequence number must be unique and gap-free across producers running at once
+on several CPUs (the overload tests), i.e. a fetch-and-add. The atomic fetch instructions
+(``BPF_ADD | BPF_FETCH``) need Linux 5.12; ``bpf_spin_lock`` (5.1) around a plain read-increment
+gives the same guarantee on every kernel with ring buffers (5.8), so the same producers run on the
+whole matrix (5.10 included). The kernel refuses spin locks in socket filters and tracing programs,
+hence tc programs. The failure count needs no old value: a plain atomic add (``BPF_XADD``).
 """
 
 from __future__ import annotations
@@ -23,13 +31,31 @@ from ..maps import Map
 from ..programs import Program
 
 PACKET = bytes(64)
-"""Input for ``test_run`` (socket filters need at least an Ethernet header's worth of data)."""
+"""Input for ``test_run`` (skb programs need at least an Ethernet header's worth of data)."""
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 
 
+COUNTERS_VALUE_SIZE = 24
+_LOCK_OFFSET = 16
+
+
 def counter_map() -> Map:
-    """An array map with one 16-byte value: (records attempted, records the kernel refused)."""
-    return Map.create("array", 4, 16, 1, name="ev_counters")
+    """An array map with one value: (u64 records attempted, u64 records the kernel refused, the
+    ``struct bpf_spin_lock`` the producers take their sequence numbers under, 4 bytes of padding)."""
+    from ..btf.builder import BTFBuilder
+
+    b = BTFBuilder()
+    u32 = b.add_int("unsigned int", 4)
+    u64 = b.add_int("unsigned long long", 8)
+    lock = b.add_struct("bpf_spin_lock", 4, [("val", u32, 0)])
+    value = b.add_struct("ev_counters", COUNTERS_VALUE_SIZE,
+                         [("attempted", u64, 0), ("failed", u64, 64), ("lock", lock, 8 * _LOCK_OFFSET)])
+    btf = b.load()
+    try:  # the map keeps its own reference to the BTF object
+        return Map.create("array", 4, COUNTERS_VALUE_SIZE, 1, name="ev_counters", btf=btf,
+                          btf_key_type_id=u32, btf_value_type_id=value)
+    finally:
+        btf.close()
 
 
 def read_counters(counters: Map) -> tuple[int, int]:
@@ -48,8 +74,12 @@ def _prologue(counters: Map) -> list[Any]:
         call("map_lookup_elem"),
         jeq(R0, 0, "out"),
         mov64(R7, R0),
-        mov64(R8, 1),
-        atomic(AtomicOp.ADD_FETCH, Size.DW, R7, 0, R8),  # r8 = previous count = this record's number
+        # r8 = attempted++ under the value's spin lock (see the module docstring: not ADD_FETCH)
+        mov64(R1, R7), add64(R1, _LOCK_OFFSET), call("spin_lock"),
+        ldx(Size.DW, R8, R7, 0),
+        mov64(R1, R8), add64(R1, 1),
+        stx(Size.DW, R7, 0, R1),
+        mov64(R1, R7), add64(R1, _LOCK_OFFSET), call("spin_unlock"),
     ]
 
 
@@ -84,7 +114,7 @@ def ringbuf_output_producer(ring: Map, counters: Map, record_size: int = 8, flag
             call("ringbuf_output"),
             jne(R0, 0, "fail"),
             *_epilogue()]
-    return Program.load(assemble(code), "socket_filter", name="ev_rb_output")
+    return Program.load(assemble(code), "sched_cls", name="ev_rb_output")
 
 
 def ringbuf_reserve_producer(ring: Map, counters: Map, record_size: int = 8, flags: int = 0,
@@ -106,7 +136,7 @@ def ringbuf_reserve_producer(ring: Map, counters: Map, record_size: int = 8, fla
     if discard_every:
         code += [label("discard"), call("ringbuf_discard"), mov64(R0, 0), exit_()]
     code += _epilogue(fall_through=False)
-    return Program.load(assemble(code), "socket_filter", name="ev_rb_reserve")
+    return Program.load(assemble(code), "sched_cls", name="ev_rb_reserve")
 
 
 def perf_output_producer(perf_map: Map, counters: Map, record_size: int = 8) -> Program:
@@ -120,7 +150,7 @@ def perf_output_producer(perf_map: Map, counters: Map, record_size: int = 8) -> 
             call("perf_event_output"),
             jne(R0, 0, "fail"),
             *_epilogue()]
-    return Program.load(assemble(code), "socket_filter", name="ev_perf_output")
+    return Program.load(assemble(code), "sched_cls", name="ev_perf_output")
 
 
 def user_ringbuf_consumer(user_ring: Map, totals: Map) -> tuple[Program, Any]:
@@ -165,7 +195,7 @@ def user_ringbuf_consumer(user_ring: Map, totals: Map) -> tuple[Program, Any]:
     cb_index = sum(i.insn.slots if isinstance(i, PendingJump) else i.slots for i in main)
     func_info = struct.pack("<II", 0, main_f) + struct.pack("<II", cb_index, cb_f)
     try:
-        prog = Program.load(insns, "socket_filter", name="ev_urb_drain", btf=btf, func_info=func_info)
+        prog = Program.load(insns, "sched_cls", name="ev_urb_drain", btf=btf, func_info=func_info)
     except BaseException:
         btf.close()
         raise
@@ -177,5 +207,5 @@ def run(prog: Program, repeat: int) -> None:
     prog.test_run(PACKET, repeat=repeat)
 
 
-__all__ = ["PACKET", "BPF_F_CURRENT_CPU", "counter_map", "read_counters", "ringbuf_output_producer",
+__all__ = ["PACKET", "BPF_F_CURRENT_CPU", "COUNTERS_VALUE_SIZE", "counter_map", "read_counters", "ringbuf_output_producer",
            "ringbuf_reserve_producer", "perf_output_producer", "user_ringbuf_consumer", "run"]
