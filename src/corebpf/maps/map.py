@@ -192,10 +192,30 @@ class Map(Handle, MutableMapping):  # type: ignore[type-arg]
 
     def _iter_raw_keys(self) -> Iterator[bytes]:
         self._require_keys("iterate")
+        if self.kind == Kind.CGROUP_STORAGE:
+            yield from self._iter_cgroup_storage_keys()
+            return
         cur: bytes | None = None
         nxt = bytearray(self.key_size)
         while ops.map_get_next_key(self.fileno(), cur, nxt):
             cur = bytes(nxt)
+            yield cur
+
+    def _iter_cgroup_storage_keys(self) -> Iterator[bytes]:
+        # Kernels without 5828b9e5b272 ("bpf: fix end-of-list detection in cgroup_storage_get_next_key()",
+        # 2026, backported to the stable series) never answer ENOENT after the last entry: they return
+        # a bogus key read from the map's own list head (kernel pointer bytes, e.g. Debian 5.10.223).
+        # A key the map cannot look up is therefore the end. This matches the fixed kernels: there too
+        # get_next_key answers ENOENT for a key that is gone, so iteration ends at a vanished entry.
+        cur: bytes | None = None
+        nxt = bytearray(self.key_size)
+        probe = bytearray(self.user_value_size)
+        seen: set[bytes] = set()
+        while ops.map_get_next_key(self.fileno(), cur, nxt):
+            cur = bytes(nxt)
+            if cur in seen or not self._lookup_raw(cur, probe):
+                return
+            seen.add(cur)
             yield cur
 
     # ---- conversions -------------------------------------------------------------------------
