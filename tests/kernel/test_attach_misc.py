@@ -3,6 +3,7 @@ and the struct_ops entry point's refusal paths."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -11,7 +12,9 @@ import corebpf
 from corebpf import links
 from corebpf._sys import ops
 from corebpf.analysis import kernel_versions
+from corebpf.errors import BPFError
 from corebpf.links.tracing import load as load_tracing
+from kernel_rules import older_than
 from test_links_util import count, counting_program, veth_pair
 
 
@@ -55,10 +58,20 @@ def test_parameterised_task_iterator_visits_one_process():
 def test_sockmap_verdict_program_attach_and_detach():
     with corebpf.Map.create("sockmap", 4, 4, 2) as sm, \
             counting_program("sk_skb", 1, expected_attach_type="sk_skb_stream_verdict") as (p, _):
+        at = corebpf.AttachType.SK_SKB_STREAM_VERDICT
+        query = not older_than("features", "sockmap_prog_query")  # BPF_PROG_QUERY on sockmaps: 5.18
         with links.sockmap(p, sm, "sk_skb_stream_verdict") as link:
             assert link.method == "prog_attach"
-            assert p.id in ops.prog_query(sm.fileno(), corebpf.AttachType.SK_SKB_STREAM_VERDICT)[0]
-        assert p.id not in ops.prog_query(sm.fileno(), corebpf.AttachType.SK_SKB_STREAM_VERDICT)[0]
+            if query:
+                assert p.id in ops.prog_query(sm.fileno(), at)[0]
+            # Every kernel: detaching p works only while p is the attached program; then put it back.
+            ops.prog_detach(p.fileno(), sm.fileno(), at)
+            ops.prog_attach(p.fileno(), sm.fileno(), at)
+        if query:
+            assert p.id not in ops.prog_query(sm.fileno(), at)[0]
+        with pytest.raises(BPFError) as exc:  # the link detached it: nothing left to detach
+            ops.prog_detach(p.fileno(), sm.fileno(), at)
+        assert exc.value.errno == errno.ENOENT
 
 
 def test_flow_dissector_on_a_test_namespace():

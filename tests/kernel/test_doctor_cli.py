@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from corebpf.cli.doctor import schema
+from kernel_rules import older_than
 
 CLI = [str(Path(sys.executable).with_name("corebpf"))]
 THIS_MACHINE = os.uname().release.startswith("6.18") and "-fc-" in os.uname().release
@@ -84,7 +85,19 @@ def test_loadable_types_reported(doc: dict) -> None:
     m = doc["features"]["map_types"]
     for t in ("hash", "array", "ringbuf", "lru_hash", "percpu_array"):
         assert m[t]["supported"], m[t]
-    assert doc["features"]["helpers"]["xdp"]["counts"]["supported"] > 50
+    xdp = doc["features"]["helpers"]["xdp"]
+    expected = {h for h in XDP_HELPERS if not older_than("helpers", "bpf_" + h)}  # by this kernel's version
+    assert expected <= set(xdp["supported"]), sorted(expected - set(xdp["supported"]))
+    assert xdp["counts"]["supported"] == len(xdp["supported"]) >= len(expected)
+
+
+# Helpers XDP programs may call, each needed wherever its release (kernel_versions.json) is reached.
+XDP_HELPERS = ["map_lookup_elem", "map_update_elem", "map_delete_elem", "ktime_get_ns", "get_prandom_u32",
+               "get_smp_processor_id", "tail_call", "perf_event_output", "csum_diff", "xdp_adjust_head",
+               "redirect", "redirect_map", "xdp_adjust_meta", "xdp_adjust_tail", "fib_lookup", "sk_lookup_tcp",
+               "sk_lookup_udp", "sk_release", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
+               "ktime_get_boot_ns", "check_mtu", "loop", "xdp_get_buff_len", "xdp_load_bytes", "xdp_store_bytes",
+               "ktime_get_tai_ns"]
 
 
 def test_inventory_section_sees_our_program(tmp_path: Path) -> None:

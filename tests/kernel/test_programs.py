@@ -19,6 +19,7 @@ from corebpf._sys.hints import lockdown_mode
 from corebpf.errors import BPFError, BPFNotFoundError, BPFPermissionError
 from corebpf.programs import ProgramInfo, enable_stats
 
+from kernel_rules import older_than
 from test_programs_insns import (
     PACKET, R0, R1, R2, R10, exit_, insn, ld_map_fd, ldx_dw, ldx_w, mov_imm, mov_reg, read_u32_from_map, ret,
     tail_call, add_imm, call, jeq_imm, st_w, HELPER_MAP_LOOKUP_ELEM,
@@ -48,13 +49,25 @@ def test_xdp_pass_returns_packet_unchanged():
         assert res.return_value == XDP_PASS and res.data_out == PACKET
 
 
+def _kernel_sk_buff_size() -> int:
+    from corebpf.btf import BTF
+    from corebpf.btf.types import Kind
+
+    return BTF.vmlinux().find("__sk_buff", Kind.STRUCT).size
+
+
+_SK_BUFF_SIZE = _kernel_sk_buff_size()
+
+
 def test_test_run_with_context_in_and_out():
     skb = bytearray(192)  # struct __sk_buff; test runs accept mark, priority, cb[]... from user space
     struct.pack_into("=I", skb, 8, 77)  # mark
     with Program.load(ldx_w(R0, R1, 8) + exit_(), "sched_cls") as p:
         res = p.test_run(PACKET, ctx=skb)
         assert res.return_value == 77
-        assert res.ctx_out is not None and len(res.ctx_out) == 192 and struct.unpack_from("=I", res.ctx_out, 8) == (77,)
+        # The kernel copies back its own struct __sk_buff: 192 bytes since hwtstamp (5.16), 184 on 5.10.
+        assert res.ctx_out is not None and len(res.ctx_out) == _SK_BUFF_SIZE
+        assert struct.unpack_from("=I", res.ctx_out, 8) == (77,)
 
 
 def test_program_reads_a_map_value():
@@ -94,7 +107,11 @@ def test_identity_tag_info():
         info = p.info
         assert isinstance(info, ProgramInfo)
         assert (info.id, info.name, info.type, info.tag) == (p.id, "ident_test", ProgType.SOCKET_FILTER, p.tag)
-        assert info.xlated_prog_len == 16 and info.verified_insns >= 2 and info.gpl_compatible
+        assert info.xlated_prog_len == 16 and info.gpl_compatible
+        if older_than("features", "prog_info_verified_insns"):
+            assert info.verified_insns == 0  # the kernel has no such field: nothing filled it
+        else:
+            assert info.verified_insns >= 2
         assert "socket_filter" in repr(p)
 
 
@@ -231,9 +248,11 @@ def test_bad_arguments():
 
 
 def test_test_run_input_errors_have_hints():
-    with Program.load(ret(0), "xdp") as p, pytest.raises(BPFError) as exc:
-        p.test_run(b"")  # XDP needs at least an Ethernet header
-    assert exc.value.hint
+    # skb programs need at least an Ethernet header: refused (EINVAL) by every kernel with test runs.
+    # (An empty XDP packet is no such case: 5.10 runs XDP on it, newer kernels refuse it.)
+    with Program.load(ret(0), "sched_cls") as p, pytest.raises(BPFError) as exc:
+        p.test_run(b"")
+    assert exc.value.errno == errno.EINVAL and exc.value.hint and "14 bytes" in exc.value.hint
 
 
 def test_context_manager_closes():
