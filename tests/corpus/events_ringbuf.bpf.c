@@ -1,5 +1,12 @@
-/* Event producers for the ring and perf buffer readers: socket filters (driven by BPF_PROG_TEST_RUN)
- * writing `struct event` records, with attempted/failed counts kept in a map. */
+/* Event producers for the ring and perf buffer readers: tc programs (driven by BPF_PROG_TEST_RUN)
+ * writing `struct event` records, with attempted/failed counts kept in a map.
+ *
+ * The sequence number is `attempted++` taken under a bpf_spin_lock (Linux 5.1), not
+ * `__sync_fetch_and_add` with its result used: that compiles to an atomic fetch-add (BPF_FETCH),
+ * which needs Linux 5.12, and ring buffers (5.8) must work on 5.10. The lock keeps the numbers
+ * unique and gap-free with producers on several CPUs (attempted == received + failed). The kernel
+ * refuses spin locks in socket filters and tracing programs, hence tc programs. The failure count
+ * needs no old value: a result-unused __sync_fetch_and_add is a plain atomic add (any kernel). */
 #include "corpus.h"
 
 struct event {
@@ -16,6 +23,7 @@ const struct event *unused_event __attribute__((unused));
 struct counts {
 	__u64 attempted;
 	__u64 failed;
+	struct bpf_spin_lock lock;
 };
 
 struct {
@@ -43,7 +51,19 @@ static __always_inline struct counts *counts(void)
 	return bpf_map_lookup_elem(&counters, &key);
 }
 
-SEC("socket")
+/* the next sequence number: attempted++ under the lock (see the top of the file) */
+static __always_inline __u64 next_seq(struct counts *c)
+{
+	__u64 seq;
+
+	bpf_spin_lock(&c->lock);
+	seq = c->attempted;
+	c->attempted = seq + 1;
+	bpf_spin_unlock(&c->lock);
+	return seq;
+}
+
+SEC("tc")
 int produce_ringbuf(struct __sk_buff *skb)
 {
 	struct counts *c = counts();
@@ -52,7 +72,7 @@ int produce_ringbuf(struct __sk_buff *skb)
 
 	if (!c)
 		return 0;
-	seq = __sync_fetch_and_add(&c->attempted, 1);
+	seq = next_seq(c);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&c->failed, 1);
@@ -66,7 +86,7 @@ int produce_ringbuf(struct __sk_buff *skb)
 	return 0;
 }
 
-SEC("socket")
+SEC("tc")
 int produce_perf(struct __sk_buff *skb)
 {
 	struct counts *c = counts();
@@ -74,7 +94,7 @@ int produce_perf(struct __sk_buff *skb)
 
 	if (!c)
 		return 0;
-	e.seq = __sync_fetch_and_add(&c->attempted, 1);
+	e.seq = next_seq(c);
 	e.cpu = bpf_get_smp_processor_id();
 	e.len = skb->len;
 	__builtin_memcpy(e.tag, "perfbuf", 8);
