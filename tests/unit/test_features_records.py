@@ -95,3 +95,18 @@ def test_report_round_trip() -> None:
     assert again == d
     assert d["attach"]["fentry"]["errno_name"] == "EPERM"
     assert d["helpers"]["xdp"]["counts"] == {"supported": 1, "unsupported": 1}
+
+
+def test_report_wire_round_trip_keeps_everything() -> None:
+    import marshal
+
+    pr = ProbeResult("fentry", False, 1, "refused", "probe", "the verifier's line")
+    rep = FeatureReport({"xdp": ProbeResult("xdp", True, None, "loads")}, {"tracing": {"fentry": pr}},
+                        {"hash": ProbeResult("hash", True, None, "creates")},
+                        {"xdp": HelperSupport("xdp", ("map_lookup_elem",), {"probe_read": "unknown func"},
+                                              ("trace_printk",)),
+                         "lsm": HelperSupport("lsm", (), {}, (), probed=False, reason="does not load")},
+                        {"fentry": pr}, {"isa_v4": ProbeResult("isa_v4", True, None, "works")}, 0.25,
+                        "/cache/file.json")
+    again = FeatureReport.from_wire(marshal.loads(marshal.dumps(rep.to_wire())))
+    assert again == rep  # frozen dataclasses: field by field, the helper reasons included

@@ -47,7 +47,8 @@ def doctor(as_json: bool, show_helpers: bool, no_mount: bool, no_probe: bool, no
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        report = build_report(mount=not no_mount, probe=not no_probe, use_cache=cache, inventory=not no_inventory)
+        report = build_report(mount=not no_mount, probe=not no_probe, use_cache=cache, inventory=not no_inventory,
+                              fork=True)
         if as_json:
             click.echo(json.dumps(report, indent=1, default=str))
         else:

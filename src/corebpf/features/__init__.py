@@ -84,6 +84,30 @@ class FeatureReport:
                    {k: pr(v) for k, v in d["attach"].items()}, {k: pr(v) for k, v in d["misc"].items()},
                    d.get("duration", 0.0))
 
+    def to_wire(self) -> tuple[Any, ...]:
+        """Plain tuples and dicts for :mod:`marshal` (what :mod:`.background` sends); nothing is lost."""
+        def pr(r: ProbeResult) -> tuple[Any, ...]:
+            return (r.name, r.supported, r.errno, r.reason, r.source, r.detail)
+
+        return ({k: pr(v) for k, v in self.prog_types.items()},
+                {k: {n: pr(r) for n, r in v.items()} for k, v in self.prog_variants.items()},
+                {k: pr(v) for k, v in self.map_types.items()},
+                {k: (h.prog_type, h.supported, h.unsupported, h.skipped, h.probed, h.reason)
+                 for k, h in self.helpers.items()},
+                {k: pr(v) for k, v in self.attach.items()}, {k: pr(v) for k, v in self.misc.items()},
+                self.duration, self.from_cache)
+
+    @classmethod
+    def from_wire(cls, w: tuple[Any, ...]) -> "FeatureReport":
+        """The report :meth:`to_wire` described."""
+        progs, variants, maps, helpers, attach, misc, duration, from_cache = w
+        return cls({k: ProbeResult(*v) for k, v in progs.items()},
+                   {k: {n: ProbeResult(*r) for n, r in v.items()} for k, v in variants.items()},
+                   {k: ProbeResult(*v) for k, v in maps.items()},
+                   {k: HelperSupport(*h) for k, h in helpers.items()},
+                   {k: ProbeResult(*v) for k, v in attach.items()}, {k: ProbeResult(*v) for k, v in misc.items()},
+                   duration, from_cache)
+
 
 def _all_btf_targets() -> list[tuple[str, int]]:
     from ._btfids import KIND_STRUCT

@@ -65,12 +65,32 @@ def bpf_syscall_state() -> dict[str, Any]:
             "missing_capabilities": missing}
 
 
-def inventory_summary(top: int = 5) -> dict[str, Any]:
-    """Counts of loaded programs/maps/links by type and the processes holding the most (never raises)."""
+def object_ids() -> Optional[dict[str, list[int]]]:
+    """The ids of every loaded program, map, link and BTF object right now (one ``GET_NEXT_ID`` walk per
+    kind: cheap, and light on imports), or None when they cannot be listed (the inventory says why)."""
+    from .._sys.ops import iter_ids
+    from ..errors import BPFError, BPFInvalidArgumentError
+
+    found: dict[str, list[int]] = {}
+    for kind in ("prog", "map", "link", "btf"):
+        try:
+            found[kind] = iter_ids(kind)
+        except BPFInvalidArgumentError:
+            if kind not in ("link", "btf"):
+                return None
+            found[kind] = []  # kernels before 5.8 (links) / 5.4 (BTF ids): nothing to list, as the inventory does
+        except BPFError:
+            return None
+    return found
+
+
+def inventory_summary(top: int = 5, ids: Optional[dict[str, list[int]]] = None) -> dict[str, Any]:
+    """Counts of loaded programs/maps/links by type and the processes holding the most (never raises);
+    ``ids`` (from :func:`object_ids`) limits it to the objects that existed then."""
     try:
         from .. import inventory
 
-        snap = inventory.snapshot(owners=True, pins=False)
+        snap = inventory.snapshot(owners=True, pins=False, ids=ids)
     except Exception as exc:  # noqa: BLE001 - any failure becomes the section's error
         return {"available": False, "error": str(exc), "programs": {"total": 0, "by_type": {}},
                 "maps": {"total": 0, "by_type": {}}, "links": {"total": 0, "by_type": {}}, "btfs": 0,
@@ -206,25 +226,50 @@ def verdict_of(findings: list[Finding]) -> str:
 
 
 def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = False,
-                 inventory: bool = True) -> dict[str, Any]:
-    """The whole doctor document (the ``--json`` output); never raises for host problems."""
+                 inventory: bool = True, fork: bool = False) -> dict[str, Any]:
+    """The whole doctor document (the ``--json`` output); never raises for host problems.
+
+    With ``fork``, the probes run in a child process (:mod:`corebpf.features.background`) while this
+    one gathers facts and the inventory: what a short-lived command wants, not a library caller."""
+    started = datetime.now(timezone.utc)
+    prober = None
+    if fork and probe and not use_cache:  # a cached report is read faster than a process starts
+        from ..features.background import ProbeProcess, take
+
+        prober = take() or ProbeProcess.start()
     from .. import __version__
     from .. import node as node_mod
 
-    started = datetime.now(timezone.utc)
-    facts = node_mod.facts(mount=mount)
+    facts = node_mod.facts(mount=mount)  # mounts tracefs/securityfs first: probes read them
     bpf = bpf_syscall_state()
-    # the inventory is taken before any probe so the probes' own short-lived objects are never counted
-    inv = inventory_summary() if inventory else None
+    # the inventory lists what existed before any probe, so the probes' own short-lived objects are
+    # never counted; with a prober, only the ids are taken first and the records read while it works
+    ids = object_ids() if inventory and prober is not None else None
+    inv = inventory_summary() if inventory and ids is None else None
+    if prober is not None:
+        if bpf["usable"]:
+            prober.go()
+        else:
+            prober.cancel()
+    if inventory and inv is None:
+        inv = inventory_summary(ids=ids)
     report = None
     probe_error = None
     if probe and bpf["usable"]:
         try:
-            from .. import features
+            if prober is not None:
+                report = prober.result()
+            else:
+                from .. import features
 
-            report = features.probe_all(use_disk_cache=use_cache)
+                report = features.probe_all(use_disk_cache=use_cache)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             probe_error = f"{type(exc).__name__}: {exc}"
+            if prober is not None:
+                from ..features.background import ProbeFailed
+
+                if isinstance(exc, ProbeFailed):  # the child's own "Type: message"
+                    probe_error = str(exc)
     findings = judge(facts, bpf, report)
     if probe_error:
         findings.append(Finding("probes_failed", "limitation", "the feature probes failed", probe_error,
