@@ -26,12 +26,14 @@ from corebpf.cli import main as cli_main
 ])
 def test_prestart_only_when_doctor_surely_probes(monkeypatch: pytest.MonkeyPatch, args: list[str],
                                                  started: bool) -> None:
-    from corebpf.features import background
+    from corebpf.node import readiness
 
-    calls: list[bool] = []
-    monkeypatch.setattr(background, "prestart", lambda: calls.append(True))
+    calls: list[dict[str, bool]] = []
+    monkeypatch.setattr(readiness, "prestart", lambda **kw: calls.append(kw))
     cli_main._prestart_doctor_probes(args)
     assert bool(calls) == started
+    if started:
+        assert calls == [{"mount": "--no-mount" not in args, "inventory": "--no-inventory" not in args}]
 
 
 def test_cli_group_built_on_demand() -> None:

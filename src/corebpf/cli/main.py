@@ -65,13 +65,14 @@ def __getattr__(name: str) -> Any:
 
 
 def _prestart_doctor_probes(args: list[str]) -> None:
-    """``corebpf doctor`` spends most of its run probing the kernel: fork its probe process before
-    click and the rest are imported, so the imports overlap the probes. Only for argument lists that
-    surely reach the command and probe; the child creates nothing until the command says go."""
+    """``corebpf doctor`` spends most of its run probing the kernel: start the probes (in a forked
+    child, after the mounts, the bpf() check and the inventory's id list) before click and the rest
+    are imported, so those imports overlap the probes. Only for argument lists that surely reach the
+    command and probe; the command takes the start over (see ``node.readiness.prestart``)."""
     if args[:1] == ["doctor"] and set(args[1:]) <= _PROBING_DOCTOR_FLAGS:
-        from ..features.background import prestart
+        from ..node.readiness import prestart
 
-        prestart()
+        prestart(mount="--no-mount" not in args, inventory="--no-inventory" not in args)
 
 
 def main() -> None:

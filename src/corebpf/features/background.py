@@ -4,8 +4,8 @@ The probes are mostly kernel time (verifier runs, RCU grace periods) but each of
 probes also needs a little Python between two system calls. Run on threads next to a main thread
 that is busy in Python (imports, host facts, the inventory), they would wait for the GIL after every
 system call; a child process has its own interpreter, so both CPUs work. ``corebpf doctor`` forks
-the child first thing, does what must precede any probe (mounts, the bpf() check, the inventory's
-id walk), then says go, and collects the report at the end.
+the child first thing (``corebpf.node.readiness.start``), does what must precede any probe (mounts,
+the bpf() check, the inventory's id list), then says go, and collects the report at the end.
 
     >>> bg = ProbeProcess.start()        # forks; the child imports the probes and waits
     >>> ...                              # work that must happen before any probe object exists
@@ -123,25 +123,6 @@ class ProbeProcess:
                 self.cancel()
             except Exception:  # noqa: BLE001 - interpreter shutdown
                 pass
-
-
-_prestarted: Optional[ProbeProcess] = None
-
-
-def prestart() -> None:
-    """Fork the prober now, for a command that will probe (``corebpf doctor``): the earlier it starts,
-    the more of the command's own work overlaps it. :func:`take` hands it over; one never taken is
-    told to stop when the interpreter exits (it never created anything: it waits for go)."""
-    global _prestarted
-    if _prestarted is None:
-        _prestarted = ProbeProcess.start()
-
-
-def take() -> Optional[ProbeProcess]:
-    """The prober :func:`prestart` forked (once), or None."""
-    global _prestarted
-    prober, _prestarted = _prestarted, None
-    return prober
 
 
 def _child(control: int, results: int) -> None:  # pragma: no cover - runs in the forked child

@@ -13,7 +13,7 @@ exception. :func:`facts` gathers them all (the doctor's input); the modules can 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from ._fact import Fact
 from .btfinfo import BTFInfo, btf_info
@@ -54,11 +54,13 @@ class NodeFacts:
                 "sandbox": self.sandbox.to_dict(), "tracing": self.tracing.to_dict()}
 
 
-def facts(mount: bool = True) -> NodeFacts:
+def facts(mount: bool = True, *, lockdown: Optional[Lockdown] = None) -> NodeFacts:
     """Gather every host fact. With ``mount`` (default), mounts securityfs (to read the lockdown
     mode) and tracefs when they are missing and this process may mount them; see
-    :data:`MOUNTED_BY_US`. Never raises."""
-    lockdown = read_lockdown(mount=mount)
+    :data:`MOUNTED_BY_US`. ``lockdown``: the mode already read (by the caller, with the same ``mount``).
+    Never raises."""
+    if lockdown is None:
+        lockdown = read_lockdown(mount=mount)
     if mount:
         try:
             ensure_mounted("tracefs")

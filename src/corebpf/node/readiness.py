@@ -225,47 +225,107 @@ def verdict_of(findings: list[Finding]) -> str:
     return READY
 
 
-def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = False,
-                 inventory: bool = True, fork: bool = False) -> dict[str, Any]:
-    """The whole doctor document (the ``--json`` output); never raises for host problems.
+@dataclass
+class Start:
+    """What :func:`build_report` does before any probe object may exist, done (see :func:`start`)."""
 
-    With ``fork``, the probes run in a child process (:mod:`corebpf.features.background`) while this
-    one gathers facts and the inventory: what a short-lived command wants, not a library caller."""
+    mount: bool
+    probe: bool
+    use_cache: bool
+    inventory: bool
+    started: datetime
+    lockdown: Any  # node.Lockdown, read (and securityfs mounted) first
+    bpf: dict[str, Any]
+    prober: Any = None  # features.background.ProbeProcess, told to go
+    ids: Optional[dict[str, list[int]]] = None  # object ids listed before the probes (with a prober)
+    inventory_before: Optional[dict[str, Any]] = None  # the whole inventory, when ids could not be listed
+
+    def matches(self, mount: bool, probe: bool, use_cache: bool, inventory: bool) -> bool:
+        """Whether this start serves a report built with these options."""
+        return (self.mount, self.probe, self.use_cache, self.inventory) == (mount, probe, use_cache, inventory)
+
+
+def start(*, mount: bool = True, probe: bool = True, use_cache: bool = False, inventory: bool = True,
+          fork: bool = False) -> Start:
+    """The first part of :func:`build_report`: what must come before the probes. Forks the prober
+    (with ``fork``), mounts securityfs and tracefs (probes read the lockdown mode and tracepoint ids),
+    checks bpf(), lists the ids of the loaded objects (so the inventory never counts a probe's own),
+    then lets the prober go."""
+    from .lockdown import read_lockdown
+    from .mounts import ensure_mounted
+
     started = datetime.now(timezone.utc)
     prober = None
     if fork and probe and not use_cache:  # a cached report is read faster than a process starts
-        from ..features.background import ProbeProcess, take
+        from ..features.background import ProbeProcess
 
-        prober = take() or ProbeProcess.start()
-    from .. import __version__
-    from .. import node as node_mod
-
-    facts = node_mod.facts(mount=mount)  # mounts tracefs/securityfs first: probes read them
+        prober = ProbeProcess.start()
+    lockdown = read_lockdown(mount=mount)
+    if mount:
+        try:
+            ensure_mounted("tracefs")
+        except Exception:  # noqa: BLE001 - reported by the mounts fact
+            pass
     bpf = bpf_syscall_state()
-    # the inventory lists what existed before any probe, so the probes' own short-lived objects are
-    # never counted; with a prober, only the ids are taken first and the records read while it works
+    # with a prober only the ids are listed now, and the records read while it works; without one
+    # (or where ids cannot be listed) the whole inventory is taken before any probe
     ids = object_ids() if inventory and prober is not None else None
-    inv = inventory_summary() if inventory and ids is None else None
+    inv = inventory_summary() if inventory and ids is None and probe else None
     if prober is not None:
         if bpf["usable"]:
             prober.go()
         else:
             prober.cancel()
+            prober = None
+    return Start(mount, probe, use_cache, inventory, started, lockdown, bpf, prober, ids, inv)
+
+
+_prestarted: Optional[Start] = None
+
+
+def prestart(*, mount: bool = True, inventory: bool = True) -> None:
+    """:func:`start` for ``corebpf doctor`` (probing, no cache, forked prober), called by the CLI before it
+    imports click and the rest, so those imports overlap the probes; :func:`build_report` takes it over."""
+    global _prestarted
+    _prestarted = start(mount=mount, probe=True, use_cache=False, inventory=inventory, fork=True)
+
+
+def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = False,
+                 inventory: bool = True, fork: bool = False) -> dict[str, Any]:
+    """The whole doctor document (the ``--json`` output); never raises for host problems.
+
+    With ``fork``, the probes run in a child process (:mod:`corebpf.features.background`) while this
+    one gathers facts and the inventory: what a short-lived command wants, not a library caller. A
+    :func:`prestart` made with the same options is used instead of starting again."""
+    global _prestarted
+    st, _prestarted = _prestarted, None
+    if st is not None and not st.matches(mount, probe, use_cache, inventory):
+        if st.prober is not None:
+            st.prober.cancel()  # (it probes, unused: the options differ)
+        st = None
+    if st is None:
+        st = start(mount=mount, probe=probe, use_cache=use_cache, inventory=inventory, fork=fork)
+    from .. import __version__
+    from .. import node as node_mod
+
+    facts = node_mod.facts(mount=mount, lockdown=st.lockdown)
+    bpf = st.bpf
+    inv = st.inventory_before
     if inventory and inv is None:
-        inv = inventory_summary(ids=ids)
+        inv = inventory_summary(ids=st.ids)
     report = None
     probe_error = None
     if probe and bpf["usable"]:
         try:
-            if prober is not None:
-                report = prober.result()
+            if st.prober is not None:
+                report = st.prober.result()
             else:
                 from .. import features
 
                 report = features.probe_all(use_disk_cache=use_cache)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             probe_error = f"{type(exc).__name__}: {exc}"
-            if prober is not None:
+            if st.prober is not None:
                 from ..features.background import ProbeFailed
 
                 if isinstance(exc, ProbeFailed):  # the child's own "Type: message"
@@ -282,7 +342,7 @@ def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = Fa
     return {
         "schema_version": SCHEMA_VERSION,
         "corebpf_version": __version__,
-        "generated_at": started.isoformat(),
+        "generated_at": st.started.isoformat(),
         "verdict": {"status": status, "summary": summary, "findings": [f.to_dict() for f in findings]},
         "bpf_syscall": bpf,
         "node": facts.to_dict(),
