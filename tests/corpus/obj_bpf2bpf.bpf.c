@@ -1,5 +1,10 @@
 /* obj_bpf2bpf: .text subprograms shared by programs of different sections (xdp, tc, socket),
- * nested static calls, a global (separately verified) function and a bpf_loop callback. */
+ * nested static calls, a global (separately verified) function and a bpf_loop callback.
+ *
+ * The callback has a program of its own (b2b_loop): a callback is referenced by a ld_imm64 of a
+ * function (BPF_PSEUDO_FUNC, Linux 5.13; bpf_loop itself 5.17), which older verifiers do not count as
+ * a subprogram, so they refuse the whole program ("number of funcs in func_info doesn't match number
+ * of subprogs"). Kept apart, the plain bpf2bpf calls (4.16) of the other programs load on 5.10. */
 #include "corpus.h"
 
 __u64 results[4];
@@ -31,11 +36,19 @@ SEC("xdp")
 int b2b_xdp(struct xdp_md *ctx)
 {
 	__u32 len = ctx->data_end - ctx->data;
+
+	results[0] = weigh(len);
+	return global_bucket(len) == 3 ? XDP_DROP : XDP_PASS;
+}
+
+SEC("xdp")
+int b2b_loop(struct xdp_md *ctx)
+{
 	__u64 acc = 0;
 
 	bpf_loop(4, loop_step, &acc, 0);
-	results[0] = weigh(len) + acc;
-	return global_bucket(len) == 3 ? XDP_DROP : XDP_PASS;
+	results[3] = acc;
+	return XDP_PASS;
 }
 
 SEC("tc")

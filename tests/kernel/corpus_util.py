@@ -1,6 +1,12 @@
 """Helpers for tests over the compiled corpus (tests/corpus/*.bpf.o): ELF program sections,
-bpftool, and loading every program of an object with ``bpftool prog loadall`` into a private
-bpffs directory that is removed afterwards."""
+bpftool, loading every program of an object with ``bpftool prog loadall`` into a private
+bpffs directory that is removed afterwards, and which programs need a newer kernel than this one.
+
+What a corpus program needs is not listed by hand: corebpf's own analysis of the object
+(``corebpf.analysis.requirements``: helpers, kfuncs, map and program types, ISA extensions...)
+against the kernel-versions dataset gives each program's minimum release, and the matrix rule of
+``kernel_rules`` applies to it: a program whose minimum release is newer than the running kernel is
+left out (skip with the requirement that sets it); every other one must load."""
 
 from __future__ import annotations
 
@@ -13,21 +19,17 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from functools import lru_cache
+
 from elftools.elf.elffile import ELFFile
 
+import kernel_rules
 from corebpf._sys import ops, uapi
+from corebpf.analysis.kernel_versions import Requirement
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 BPFFS = "/sys/fs/bpf"
 SHF_EXECINSTR = 0x4
-
-
-# objects that need a newer kernel than the rest (the rest load on 5.10 and later)
-MIN_KERNEL = {
-    "kfunc.bpf.o": ((6, 2), "bpf_rcu_read_lock/unlock kfuncs"),
-    "loops.bpf.o": ((5, 17), "the bpf_loop helper"),
-    "atomics.bpf.o": ((5, 12), "atomic fetch operations"),
-}
 
 
 # the asm corpus: these must load on this kernel with bpftool. Objects added for other purposes
@@ -46,17 +48,44 @@ class Unloadable(RuntimeError):
 
 def kernel_version() -> tuple[int, int]:
     """(major, minor) of the running kernel."""
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+    v = kernel_rules.running_kernel()
+    return v.major, v.minor
 
 
-def skip_if_kernel_too_old(obj: Path) -> None:
-    """pytest.skip when ``obj`` needs a newer kernel than this one (with the reason)."""
+@lru_cache(maxsize=None)
+def _min_requirements(obj: str) -> dict[str, Requirement | None]:
+    """Every program of ``obj`` (autoload or not) -> the requirement setting its minimum release."""
+    from corebpf.analysis.requirements import analyze
+    from corebpf.elf import ObjectSpec
+
+    return {name: prog.min_requirement for name, prog in analyze(ObjectSpec.from_file(obj)).programs.items()}
+
+
+def too_new_programs(obj: Path) -> dict[str, Requirement]:
+    """Programs of ``obj`` that need a newer kernel than this one: name -> the requirement that sets
+    their minimum release (the newest one they use)."""
+    running = kernel_rules.running_kernel()
+    return {name: req for name, req in _min_requirements(str(obj)).items()
+            if req is not None and req.version is not None and running < req.version}
+
+
+def too_new_reason(obj: Path, programs: dict[str, Requirement]) -> str:
+    """``obj.bpf.o: prog needs Linux 6.2+ (kfunc bpf_rcu_read_lock), ...; this is 5.10.0-32-amd64``."""
+    parts = [f"{name} needs Linux {req.version}+ ({req.label})" for name, req in sorted(programs.items())]
+    return f"{obj.name}: {', '.join(parts)}; this is {os.uname().release}"
+
+
+def skip_if_kernel_too_old(obj: Path, *, any_program: bool = False) -> None:
+    """pytest.skip (with the requirement and its release) when ``obj``'s programs need a newer kernel
+    than this one: all of them, or with ``any_program`` any of them (for oracles such as ``bpftool
+    prog loadall`` that load whole objects or nothing)."""
     import pytest
 
-    need = MIN_KERNEL.get(obj.name)
-    if need and kernel_version() < need[0]:
-        pytest.skip(f"{obj.name} needs Linux {need[0][0]}.{need[0][1]}+ for {need[1]}")
+    new = too_new_programs(obj)
+    if not new:
+        return
+    if any_program or set(new) >= set(_min_requirements(str(obj))):
+        pytest.skip(too_new_reason(obj, new))
 
 
 def corpus_objects() -> list[Path]:

@@ -25,10 +25,12 @@ CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 
 def test_func_and_line_info_reach_the_kernel():
-    with corebpf.load(CORPUS / "obj_bpf2bpf.bpf.o") as obj:
+    # b2b_xdp: bpf2bpf calls only (4.16); the object's bpf_loop callback (b2b_loop) needs 5.17
+    with corebpf.load(CORPUS / "obj_bpf2bpf.bpf.o", programs=["b2b_xdp"]) as obj:
         info = raw_prog_info(obj.programs["b2b_xdp"].fileno())
         assert info.btf_id == obj.btf.id
-        assert info.nr_func_info == len(obj.spec.programs["b2b_xdp"].func_info) + 4  # + appended subprograms
+        # + the appended subprograms weigh, fold and global_bucket
+        assert info.nr_func_info == len(obj.spec.programs["b2b_xdp"].func_info) + 3
         assert info.nr_line_info > 0
 
 

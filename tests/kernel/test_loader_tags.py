@@ -5,8 +5,11 @@ Where bpftool cannot serve as the oracle, a small libbpf C loader (``bench/c/loa
 the same libbpf) does: objects with programs this kernel refuses (the others are compared, with the
 refused ones' autoload off on both sides) and optional ``SEC("?...")`` programs (bpftool 7.1 fails
 pinning the programs libbpf skipped). Refusals assert their reason: BPF trampolines under lockdown
-(fentry/fexit/LSM), typed ksym variables without CONFIG_KALLSYMS_ALL, a deliberately unverifiable
-program. Legacy ``maps`` sections are loaded by corebpf only (libbpf 1.0+ dropped them).
+(fentry/fexit/LSM), typed ksym variables without CONFIG_KALLSYMS_ALL or without per-CPU variables in
+the kernel's BTF, a deliberately unverifiable program, and programs that need a newer kernel than
+this one (the matrix rule: their minimum release from corebpf's analysis and the kernel-versions
+dataset, ``corpus_util.too_new_programs``). Legacy ``maps`` sections are loaded by corebpf only
+(libbpf 1.0+ dropped them).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from corebpf._sys._generated import AttachType, ProgType
 from corebpf.elf import ObjectSpec
 from corebpf.errors import BPFPermissionError, VerifierError
 from corebpf.loader import load
+from corebpf.loader.externs import ExternError
 from corebpf.programs import Program
 
-from corpus_util import BPFFS, bpftool, corpus_objects, ensure_bpffs, loaded_object
+from corpus_util import (
+    BPFFS, Unloadable, bpftool, corpus_objects, ensure_bpffs, loaded_object, too_new_programs, too_new_reason,
+)
 
 OBJECTS = corpus_objects()
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -94,10 +100,28 @@ def _refused(obj: Path, exc: BaseException) -> tuple[list[str], str] | None:
     if obj.name == "obj_ksym_var.bpf.o" and isinstance(exc, VerifierError):
         assert "KALLSYMS_ALL" in msg and "runqueues" in msg, msg
         return ["ksym_var_read"], "typed ksym variables need CONFIG_KALLSYMS_ALL, which this kernel lacks"
+    if obj.name == "obj_ksym_var.bpf.o" and isinstance(exc, ExternError) and not _btf_has_percpu_vars():
+        # Per-CPU variables are in vmlinux BTF since 5.10 (pahole >= 1.18), but kernels built with pahole
+        # 1.18-1.21 leave them out on purpose ("kbuild: skip per-CPU BTF generation for pahole
+        # v1.18-v1.21", 5.14, backported to 5.10.y; Debian 11 builds with pahole 1.20): a property of
+        # the kernel's build, not of its version. Only when the whole class is absent is this expected.
+        assert "runqueues" in msg, msg
+        return ["ksym_var_read"], "this kernel's BTF has no per-CPU variables (built with pahole 1.18-1.21)"
     if obj.name == "obj_verifier_fail.bpf.o" and isinstance(exc, VerifierError):
         assert "vf_bad" in msg and "map_value_or_null" in msg, msg
         return ["vf_bad"], "vf_bad is rejected by the verifier on purpose"
+    new = too_new_programs(obj)
+    if new:
+        # the rest must then load (the retry raises otherwise): only these may be what failed
+        return list(new), too_new_reason(obj, new)
     return None
+
+
+def _btf_has_percpu_vars() -> bool:
+    """Whether the running kernel's BTF describes per-CPU variables (a ``.data..percpu`` DATASEC)."""
+    from corebpf.btf import BTF
+
+    return bool(BTF.vmlinux().find_all(".data..percpu"))
 
 
 def _our_tags(obj: Path, pin_root: str, programs: list[str] | None = None) -> dict[str, str]:
@@ -144,14 +168,22 @@ def test_the_two_oracles_agree(libbpf_tags):
     """bpftool loadall and the C libbpf loader give the same tags (so either may be the reference)."""
     if bpftool() is None:
         pytest.skip("bpftool is not installed")
+    compared = []
     for name in ("obj_bpf2bpf.bpf.o", "obj_globals.bpf.o", "core_fields.bpf.o"):
         obj = next(p for p in OBJECTS if p.name == name)
-        with loaded_object(obj) as progs:
-            theirs = {}
-            for prog_name, prog_id in progs.items():
-                with Program.from_id(prog_id) as p:
-                    theirs[prog_name] = p.tag
+        try:
+            with loaded_object(obj) as progs:
+                theirs = {}
+                for prog_name, prog_id in progs.items():
+                    with Program.from_id(prog_id) as p:
+                        theirs[prog_name] = p.tag
+        except Unloadable:
+            if not too_new_programs(obj):
+                raise
+            continue  # bpftool loads whole objects: one program needs a newer kernel (the rule)
         assert theirs == libbpf_tags(obj, [])
+        compared.append(name)
+    assert compared, "no object loaded with bpftool"
 
 
 def test_refused_programs_name_the_cause():

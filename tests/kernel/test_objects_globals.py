@@ -13,6 +13,8 @@ from corebpf.elf import ObjectSpec
 from corebpf.loader.externs import kernel_version_code
 from corebpf.node.kconfig import load_kconfig
 
+from kernel_rules import skip_if_older
+
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 PKT = bytes(64)
 XDP_PASS, XDP_DROP = 2, 1
@@ -93,7 +95,15 @@ def test_kconfig_override():
         assert obj.variables["seen"].bpf_events == ord("m")
 
 
-def test_ksyms_typeless_and_weak():
+@pytest.mark.parametrize("name, prog", [
+    # typeless and weak ksyms (a guarded call to a missing weak kfunc): every kernel
+    ("obj_ksyms_weak.bpf.o", "ksyms_weak_read"),
+    # the same, beside calls to the bpf_rcu_read_lock/unlock kfuncs: Linux 6.2+
+    ("obj_ksyms.bpf.o", "ksyms_read"),
+])
+def test_ksyms_typeless_and_weak(name: str, prog: str):
+    if name == "obj_ksyms.bpf.o":
+        skip_if_older("kfuncs", "bpf_rcu_read_lock")
     addr = None
     with open("/proc/kallsyms") as f:
         for line in f:
@@ -103,8 +113,8 @@ def test_ksyms_typeless_and_weak():
                 break
     if not addr:
         pytest.skip("kallsyms hides addresses here (kptr_restrict): typeless ksyms resolve to 0")
-    with corebpf.load(CORPUS / "obj_ksyms.bpf.o") as obj:
-        obj.programs["ksyms_read"].test_run(ctx=bytes(16))
+    with corebpf.load(CORPUS / name) as obj:
+        obj.programs[prog].test_run(ctx=bytes(16))
         assert obj.variables["schedule_addr"] == addr
         assert obj.variables["missing_addr"] == 0
         assert obj.variables["kfunc_missing"] == 1  # bpf_ksym_exists-style guard saw the weak kfunc absent

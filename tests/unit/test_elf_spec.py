@@ -79,12 +79,14 @@ def test_subprograms_are_appended_depth_first():
     assert set(spec.subprograms) == {"fold", "weigh", "global_bucket", "loop_step"}
     xdp = link_program(spec, spec.programs["b2b_xdp"])
     order = sorted(xdp.layout, key=xdp.layout.get)
-    assert order[0] == "b2b_xdp" and set(order) == {"b2b_xdp", "loop_step", "fold", "weigh", "global_bucket"}
+    assert order[0] == "b2b_xdp" and set(order) == {"b2b_xdp", "fold", "weigh", "global_bucket"}
     tc = link_program(spec, spec.programs["b2b_tc"])
     assert sorted(tc.layout, key=tc.layout.get) == ["b2b_tc", "fold"]
+    loop = link_program(spec, spec.programs["b2b_loop"])
+    assert sorted(loop.layout, key=loop.layout.get) == ["b2b_loop", "loop_step", "fold"]
     # the callback address load became BPF_PSEUDO_FUNC
-    relo = next(r for r in xdp.relocations if r.kind == RelocKind.SUBPROG_ADDR)
-    assert xdp.insns[relo.insn * 8 + 1] >> 4 == 4
+    relo = next(r for r in loop.relocations if r.kind == RelocKind.SUBPROG_ADDR)
+    assert loop.insns[relo.insn * 8 + 1] >> 4 == 4
 
 
 def test_sections_give_types_attach_types_and_flags():
