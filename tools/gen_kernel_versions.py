@@ -7,7 +7,8 @@ The markdown tables (program types, map types, helpers, main features) are parse
 table lacks several things ``corebpf inspect``/``compat`` need (attach types, ISA levels, BTF kinds,
 kfunc support, newer map/program types and features), so ``EXTRA`` below adds them by hand, each
 with the kernel commit or release that introduced it (``source``). Entries from the markdown carry
-the commit link bcc gives. Re-run after updating the markdown; the output is deterministic.
+the commit link bcc gives; ``CORRECTIONS`` replaces the few entries where bcc's table was found wrong.
+Re-run after updating the markdown; the output is deterministic.
 """
 
 from __future__ import annotations
@@ -186,6 +187,15 @@ EXTRA: dict[str, dict[str, dict[str, str]]] = {
 }
 
 
+# Where bcc's table is wrong (checked against the kernel's history): these replace the parsed entry.
+CORRECTIONS: dict[str, dict[str, dict[str, str]]] = {
+    "prog_types": {
+        # bcc says 5.15; the commit is dated 2021-05-14 in bpf-next, after 5.13-rc1 (May 9): merged for 5.14
+        "SYSCALL": {"version": "5.14", "source": "kernel commit 79a7f8bdb159 (bpf: Introduce bpf_sys_bpf() helper and program type), bpf-next 2021-05-14 -> 5.14 (bcc's table says 5.15)"},
+    },
+}
+
+
 def _version(cell: str) -> str | None:
     m = _VERSION.match(cell)
     return f"{m.group(1)}.{m.group(2)}" if m else None
@@ -254,6 +264,7 @@ def generate(md: str) -> dict[str, object]:
     for table in sorted(set(parsed) | set(EXTRA)):
         merged = dict(EXTRA.get(table, {}))
         merged.update(parsed.get(table, {}))
+        merged.update(CORRECTIONS.get(table, {}))
         data[table] = {k: merged[k] for k in sorted(merged)}
     return data
 
