@@ -44,12 +44,13 @@ import sys
 import weakref
 from array import array
 from contextlib import contextmanager
-from itertools import compress
+from itertools import chain, compress, repeat
+from operator import add, and_, mul
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 from corebpf.btf.c_dump_table import (
     ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, FUNC, FUNC_PROTO, FWD, INT, PTR, RESTRICT, STRUCT,
-    TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawTypes,
+    TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawTypes, kind_mask as _kind_mask,
 )
 from corebpf.btf.c_dump_cache import cache_key, load as cache_load, store as cache_store
 from corebpf.errors import BTFError
@@ -94,14 +95,20 @@ _MISSING_BASE_TYPES = {
 _PAD_TYPES = ("long", "int", "short", "char")
 #: Largest hole we fill with padding bitfields (1 MiB, 128k lines); beyond is corrupted BTF.
 _MAX_PAD_BITS = 8 << 20
+# "not computed yet" in CDumper's alignment and size memos
+_NO_ALIGN = 0xFF
+_NO_SIZE = 0xFFFFFFFF
 # stands for the declared name while a declarator is worked out (see CDumper._emit_decl)
 _NAME = "\x00"
 
 
-def _tabs(level: int, _cache: list[str] = []) -> str:  # noqa: B006 - a deliberate memo
-    while len(_cache) <= level:
-        _cache.append("\t" * len(_cache))
-    return _cache[level]
+# "\n" and ``level`` tabs: the start of a line at that nesting level (looked up, not built, per line)
+_NLTABS = tuple("\n" + "\t" * i for i in range(32))
+
+
+def _nltabs(level: int) -> str:
+    """``"\n"`` followed by ``level`` tabs."""
+    return _NLTABS[level] if level < 32 else "\n" + "\t" * level
 
 
 class CDumper:
@@ -118,14 +125,15 @@ class CDumper:
         self._order = bytearray(n)
         self._emit = bytearray(n)
         self._fwd = bytearray(n)
-        self._referenced: Optional[bytearray] = None
+        self._referenced: Optional[frozenset[int]] = None
         self._queue: list[int] = []
         self._type_names: dict[str, int] = {}   # struct/union/enum tags
         self._ident_names: dict[str, int] = {}  # typedefs and enumerators
         self._resolved: dict[int, str] = {}
-        # per-id memos (-1: not computed yet); arrays are smaller than dicts of ints
-        self._align = array("l", [-1]) * n
-        self._size = array("q", [-1]) * n
+        # per-id memos (_NO_ALIGN / _NO_SIZE: not computed yet), as compact as the values allow:
+        # a byte per alignment (at most 8), 4 bytes per size (larger sizes are not memoised)
+        self._align = bytearray(b"\xff") * n
+        self._size = array("I", [_NO_SIZE]) * n
         self._decls: dict[int, str] = {}      # declarator text with _NAME for the name, per type id
         self._inline_defs = 0                 # anonymous struct/enum bodies written so far
         self._va: Optional[frozenset[int]] = None
@@ -151,7 +159,7 @@ class CDumper:
     def align_of(self, type_id: int) -> int:
         """Alignment in bytes the way libbpf computes it (1 for structs that must be packed)."""
         a = self._align[type_id]
-        if a >= 0:
+        if a != _NO_ALIGN:
             return a
         t = self.t
         w, off, kind = t.words, t.offs[type_id], t.kinds[type_id]
@@ -169,7 +177,8 @@ class CDumper:
             a = 1
         else:
             raise BTFError(f"BTF type [{type_id}] of kind {kind} has no alignment")
-        self._align[type_id] = a
+        if a < _NO_ALIGN:
+            self._align[type_id] = a
         return a
 
     def _composite_align(self, type_id: int) -> int:
@@ -179,8 +188,11 @@ class CDumper:
         kflag = info >> 31
         best = 1
         p = off + 3
+        memo, align_of = self._align, self.align_of
         for _ in range(info & 0xFFFF):
-            a = self.align_of(w[p + 1])
+            a = memo[w[p + 1]]
+            if a == _NO_ALIGN:
+                a = align_of(w[p + 1])
             if a > best:
                 best = a
             moff = w[p + 2]
@@ -195,7 +207,7 @@ class CDumper:
     def size_of(self, type_id: int) -> int:
         """``sizeof`` type ``type_id`` (typedefs and qualifiers followed, arrays multiplied)."""
         s = self._size[type_id]
-        if s >= 0:
+        if s != _NO_SIZE:
             return s
         t = self.t
         w, kinds, offs = t.words, t.kinds, t.offs
@@ -222,7 +234,8 @@ class CDumper:
                 break
         else:
             raise BTFError(f"BTF type [{type_id}]: typedef/array chain too long (a loop?)")
-        self._size[type_id] = s
+        if s < _NO_SIZE:
+            self._size[type_id] = s
         return s
 
     def is_packed(self, type_id: int) -> bool:
@@ -272,36 +285,38 @@ class CDumper:
 
     # -- ordering ---------------------------------------------------------------------------------
     def _is_referenced(self, type_id: int) -> bool:
+        """Whether some type refers to ``type_id``, an anonymous enum (or forward declaration)."""
         ref = self._referenced
         if ref is None:
-            ref = self._referenced = self._mark_referenced()
-        return bool(ref[type_id])
+            ref = self._referenced = self._referenced_anonymous()
+        return type_id in ref
 
-    def _mark_referenced(self) -> bytearray:
-        """Which ids some other type refers to (only used to tell lone anonymous enums apart).
+    def _referenced_anonymous(self) -> frozenset[int]:
+        """The anonymous enums and forwards some other type refers to (the only types ordering asks
+        about: a lone anonymous enum is written as a top-level declaration).
 
-        Walks the referring kinds one kind at a time (a byte search of the kind table finds them)
-        and takes member/parameter type ids as strided slices of the word table.
+        Every reference word of the type table is visited: kind by kind, gathered in comprehensions
+        and filtered in C by set intersection.
         """
         t = self.t
-        w, offs = t.words, t.offs
-        ref = bytearray(t.last_id + 1)
-        for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG):
-            for tid in t.ids_of_kind(kind):
-                ref[w[offs[tid] + 2]] = 1
-        for tid in t.ids_of_kind(ARRAY):
-            off = offs[tid]
-            ref[w[off + 3]] = 1
-            ref[w[off + 4]] = 1
+        w, offs, kinds = t.words, t.offs, t.kinds
+        cand = {tid for tid in chain(t.ids_of_kind(ENUM), t.ids_of_kind(ENUM64), t.ids_of_kind(FWD))
+                if not w[offs[tid]]}
+        if not cand:
+            return frozenset()
+        found: set[int] = set()
+        ids_of_kind, keep = t.ids_of_kind, cand.intersection
+        # one type id at a fixed word of the record
+        for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG, FUNC_PROTO):
+            found.update(keep([w[offs[tid] + 2] for tid in ids_of_kind(kind)]))
+        arrays = [offs[tid] for tid in ids_of_kind(ARRAY)]
+        found.update(keep([w[off + 3] for off in arrays]), keep([w[off + 4] for off in arrays]))
+        # one type id per member / parameter / variable: a strided slice of each record
         for kind, first, step in ((STRUCT, 4, 3), (UNION, 4, 3), (DATASEC, 3, 3), (FUNC_PROTO, 4, 2)):
-            for tid in t.ids_of_kind(kind):
-                off = offs[tid]
-                vlen = w[off + 1] & 0xFFFF
-                for r in w[off + first:off + first + step * vlen:step]:
-                    ref[r] = 1
-                if kind == FUNC_PROTO:
-                    ref[w[off + 2]] = 1
-        return ref
+            found.update(keep(chain.from_iterable(
+                w[off + first:off + first + step * (w[off + 1] & 0xFFFF):step]
+                for off in [offs[tid] for tid in ids_of_kind(kind)])))
+        return frozenset(found)
 
     def _order_type(self, type_id: int, through_ptr: bool) -> bool:
         """Queue the named definitions ``type_id`` needs, then itself if it is a definition.
@@ -498,7 +513,7 @@ class CDumper:
         if not vlen:
             return
         out.append(" {")
-        pfx = "\n" + _tabs(lvl + 1)
+        pfx = _NLTABS[lvl + 1] if lvl < 31 else _nltabs(lvl + 1)
         idents = self._ident_names
         string = t.string
         is64 = t.kinds[type_id] == ENUM64
@@ -523,7 +538,7 @@ class CDumper:
                 if signed and v >> 31:
                     v -= 1 << 32
                 out.append(f"{pfx}{vname} = {v},")
-        out.append(f"\n{_tabs(lvl)}}}")
+        out.append(f"{_NLTABS[lvl] if lvl < 32 else _nltabs(lvl)}}}")
         # an enum's size is the compiler's choice; force the unusual ones
         if size == 1:
             out.append(" __attribute__((mode(byte)))")
@@ -546,7 +561,7 @@ class CDumper:
         name = self.type_name(type_id)
         word = "struct" if is_struct else "union"
         out.append(f"{word} {name} {{" if name else f"{word} {{")
-        pfx = "\n" + _tabs(lvl + 1)
+        pfx = _NLTABS[lvl + 1] if lvl < 31 else _nltabs(lvl + 1)
         string = t.string
         sbuf, spos, send = t._sbuf, t._spos, t._send
         sizes, size_of = self._size, self.size_of
@@ -567,7 +582,7 @@ class CDumper:
             if va_types and mtype in va_types and not m_bits:
                 self._emit_va_member(mtype, string(name_off), lvl + 1)
                 size = sizes[mtype]
-                cur = m_off + 8 * (size if size >= 0 else size_of(mtype))
+                cur = m_off + 8 * (size if size != _NO_SIZE else size_of(mtype))
                 prev_bitfield = False
                 continue
             hit = decls_get(mtype) if name_off else None
@@ -590,13 +605,13 @@ class CDumper:
                     continue
                 out.append(";")
             size = sizes[mtype]
-            cur = m_off + 8 * (size if size >= 0 else size_of(mtype))
+            cur = m_off + 8 * (size if size != _NO_SIZE else size_of(mtype))
             prev_bitfield = False
         size = w[off + 2]
         if is_struct and size * 8 > cur:
             self._emit_padding(cur, size * 8, 1 if packed else self.align_of(type_id), False, lvl + 1)
         if vlen or size:
-            out.append(f"\n{_tabs(lvl)}}}")
+            out.append(f"{_NLTABS[lvl] if lvl < 32 else _nltabs(lvl)}}}")
         else:
             out.append("}")
         if packed:
@@ -608,17 +623,18 @@ class CDumper:
         if found is not None:
             return found
         t = self.t
-        w, offs = t.words, t.offs
-        ids = {tid for tid in t.ids_of_kind(TYPEDEF) if t.name(tid) == "__builtin_va_list"}
+        w, offs, kinds = t.words, t.offs, t.kinds
+        ids = {tid for tid in t.ids_named("__builtin_va_list")["__builtin_va_list"] if kinds[tid] == TYPEDEF}
         if ids:
-            refs = [tid for kind in (TYPEDEF, CONST, VOLATILE, TYPE_TAG) for tid in t.ids_of_kind(kind)]
-            grew = True
-            while grew:
-                grew = False
-                for tid in refs:
-                    if tid not in ids and w[offs[tid] + 2] in ids:
-                        ids.add(tid)
-                        grew = True
+            # (id, referenced id) of every typedef and qualifier, then grow the set to a fixed point
+            mask = kinds.translate(_kind_mask(TYPEDEF, CONST, VOLATILE, TYPE_TAG))
+            refs = list(compress(range(len(kinds)), mask))
+            targets = list(map(w.__getitem__, map(add, compress(offs, mask), repeat(2))))
+            while True:
+                grown = ids.union(compress(refs, map(ids.__contains__, targets)))
+                if len(grown) == len(ids):
+                    break
+                ids = grown
         self._va = found = frozenset(ids)
         return found
 
@@ -630,7 +646,7 @@ class CDumper:
         of padding gives it the kernel's size on every target, and ``fname`` stays accessible.
         """
         out = self.out
-        pfx = "\n" + _tabs(lvl)
+        pfx = _nltabs(lvl)
         out.append(f"{pfx}union {{{pfx}\t")
         self._emit_decl(type_id, fname, lvl + 1)
         out.append(f";{pfx}\tstruct {{")
@@ -651,7 +667,7 @@ class CDumper:
                 break
         pad_bits = bits
         pad_type = _PAD_TYPES[i]
-        pfx = "\n" + _tabs(lvl)
+        pfx = _nltabs(lvl)
         out = self.out
         if cur < new <= nxt:
             # `type: 0` jumps to the boundary; needed when the compiler would not get there by itself

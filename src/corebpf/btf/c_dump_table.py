@@ -17,6 +17,8 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
+from functools import lru_cache
+from itertools import compress
 from typing import Optional
 
 from corebpf.errors import BTFError
@@ -24,7 +26,7 @@ from corebpf.errors import BTFError
 __all__ = [
     "RawTypes", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF", "VOLATILE", "CONST",
     "RESTRICT", "FUNC", "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64",
-    "KIND_NAMES",
+    "KIND_NAMES", "kind_mask",
 ]
 
 # BTF_KIND_* (kept as plain ints: this module must not import corebpf.btf, see the docstring)
@@ -48,6 +50,13 @@ for _k, _n in ((INT, 1), (ARRAY, 3), (VAR, 1), (DECL_TAG, 1)):
 for _k, _n in ((STRUCT, 3), (UNION, 3), (ENUM, 2), (FUNC_PROTO, 2), (DATASEC, 3), (ENUM64, 3)):
     _PER[_k] = _n
 _HEADER = 24
+
+
+@lru_cache(maxsize=None)
+def kind_mask(*kinds: int) -> bytes:
+    """A ``bytes.translate`` table mapping each of ``kinds`` to 1 and every other byte to 0: applied
+    to :attr:`RawTypes.kinds` it gives a selector of the ids of those kinds (for ``itertools.compress``)."""
+    return bytes(1 if k in kinds else 0 for k in range(256))
 
 
 def _parse(data: bytes, what: str) -> tuple[bytes, int, int, int, int]:
@@ -93,7 +102,7 @@ class RawTypes:
     """
 
     __slots__ = ("words", "offs", "kinds", "start_id", "last_id", "ptr_size", "base", "_sbuf",
-                 "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs")
+                 "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs", "_by_kind")
 
     def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
         data = bytes(data) if not isinstance(data, bytes) else data
@@ -138,6 +147,7 @@ class RawTypes:
         if pos != n:
             raise BTFError(f"{what}: BTF truncated: the last type record runs past the type section's end")
         self.words = words
+        self._by_kind: Optional[list[array]] = None  # ids grouped by kind, see ids_of_kind()
         self.offs = offs
         self.kinds = kinds
         self.last_id = len(offs) - 1
@@ -213,14 +223,27 @@ class RawTypes:
         return out
 
     def ids_of_kind(self, kind: int) -> list[int]:
-        """Every id of ``kind`` (fast for rare kinds: a byte search of the kind table)."""
-        out = []
+        """Every id of ``kind``, ascending."""
         kinds = self.kinds
-        i = kinds.find(kind, 1)
-        while i >= 0:
-            out.append(i)
-            i = kinds.find(kind, i + 1)
-        return out
+        if kind == 0:
+            return []  # void (id 0) is no type of the table
+        by_kind = self._by_kind
+        if by_kind is None:
+            if kinds.count(kind) < 64:
+                # a rare kind: byte searches (each costs about as much as a loop iteration) win
+                out = []
+                i = kinds.find(kind, 1)
+                while i >= 0:
+                    out.append(i)
+                    i = kinds.find(kind, i + 1)
+                return out
+            # the dumper asks for most kinds: group every id by kind in one pass, once
+            by_kind = [array("I") for _ in range(32)]
+            appends = [a.append for a in by_kind]
+            for tid, k in enumerate(kinds):
+                appends[k](tid)
+            self._by_kind = by_kind
+        return by_kind[kind].tolist() if kind < 32 else []
 
     def _guess_ptr_size(self) -> int:
         """The size of ``long`` (what libbpf calls the BTF's pointer size), 8 if absent."""
