@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .._sys._generated import HelperId, MapType, ProgType
+from .._sys.syscall import raise_memlock_limit
 from . import cache as _cache
 from ._btfids import register as _register_btf_targets, vmlinux_types
 from .attach import ATTACH_PROBES, BTF_TARGETS, probe_attach
@@ -309,6 +310,10 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
     start = time.perf_counter()
+    # Kernels before 5.11 charge map/program memory to RLIMIT_MEMLOCK (often 64 KiB): the probes use
+    # bpf_raw (no EPERM retry), and concurrent ones share that budget, so lift it first or random map
+    # types probe as "permission denied" (seen on Debian 5.10).
+    raise_memlock_limit()
     workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
     # threads run them so they overlap everything else; helper probes (mostly kernel time) get a
