@@ -201,3 +201,29 @@ def test_probe_failure_becomes_a_finding(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "probes_failed" in {f["id"] for f in doc["verdict"]["findings"]}
     assert doc["verdict"]["status"] != "ready"
     jsonschema.Draft202012Validator(schema()).validate(json.loads(json.dumps(doc)))
+
+
+def test_inventory_counts_from_ids_match_the_snapshot() -> None:
+    """doctor's light count (ids listed first, no records built) says what the full snapshot says."""
+    from corebpf._sys import MapType, ProgType, ops
+    from corebpf.features.probes import ProgLoader, close
+    from corebpf.node.readiness import inventory_summary, object_ids
+
+    prog, _ = ProgLoader().load(ProgType.RAW_TRACEPOINT, bytes.fromhex("b7000000000000009500000000000000"))
+    assert prog >= 0
+    try:
+        with ops.map_create(MapType.HASH, 4, 4, 1, name="doctor_cnt") as m, ops.raw_tracepoint_open("sys_enter", prog) as lk:
+            ids = object_ids()
+            assert ids is not None
+            light, full = inventory_summary(ids=ids), inventory_summary()
+            assert light["available"] and full["available"]
+            assert {k: light[k] for k in ("programs", "maps", "links", "btfs")} == \
+                {k: full[k] for k in ("programs", "maps", "links", "btfs")} or \
+                object_ids() != ids  # (another process loaded or unloaded something meanwhile)
+            assert light["programs"]["by_type"].get("RAW_TRACEPOINT", 0) >= 1
+            assert light["links"]["by_type"].get("RAW_TRACEPOINT", 0) >= 1 and int(m) >= 0 and int(lk) >= 0
+            mine = {o["pid"]: o for o in light["top_owners"]}.get(os.getpid())
+            if len(light["top_owners"]) < 5:
+                assert mine is not None and mine["programs"] >= 1 and mine["maps"] >= 1 and mine["links"] >= 1
+    finally:
+        close(prog)

@@ -15,38 +15,56 @@ scan / bpffs walk, leaving those fields None.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from ..errors import BPFNotFoundError
-from .attach import (
-    CgroupAttach,
-    IterAttach,
-    KprobeMultiAttach,
-    LinkAttach,
-    NetfilterAttach,
-    NetkitAttach,
-    NetnsAttach,
-    PerfEventAttach,
-    RawTracepointAttach,
-    SockmapAttach,
-    StructOpsAttach,
-    TCXAttach,
-    TracingAttach,
-    UprobeMultiAttach,
-    XDPAttach,
-)
-from .clock import boot_ns_to_datetime
-from .dump import MapEntry, dump_map
-from .owners import OwnerIndex, scan_owners
-from .pins import Mount, PinIndex, bpffs_mounts, pinned_object, scan_pins
-from .records import BTFRecord, LinkRecord, MapRecord, Owner, ProcessRecord, ProgramRecord, Record
-from .snapshot import Snapshot, take_snapshot, with_context
-from .walk import READERS, all_btfs, all_links, all_maps, all_programs, read_one
+if TYPE_CHECKING:  # pragma: no cover
+    from .owners import OwnerIndex
+    from .pins import PinIndex
+    from .records import BTFRecord, LinkRecord, MapRecord, ProcessRecord, ProgramRecord, Record
+    from .snapshots import Snapshot
+
+# public name -> submodule defining it, imported on first use: ``corebpf doctor`` counts objects with
+# .listing and .owners alone, without the record and attach classes (dozens of dataclasses to build).
+# (The snapshot code lives in .snapshots: a submodule named like the snapshot() function below would
+# replace it in this namespace when first imported.)
+_LAZY = {
+    **dict.fromkeys(("LinkAttach", "RawTracepointAttach", "TracingAttach", "CgroupAttach", "IterAttach",
+                     "NetnsAttach", "XDPAttach", "TCXAttach", "NetkitAttach", "StructOpsAttach", "SockmapAttach",
+                     "NetfilterAttach", "KprobeMultiAttach", "UprobeMultiAttach", "PerfEventAttach"), "attach"),
+    "boot_ns_to_datetime": "clock", "MapEntry": "dump", "dump_map": "dump",
+    "OwnerIndex": "owners", "scan_owners": "owners", "Owner": "owners",
+    "Mount": "pins", "PinIndex": "pins", "bpffs_mounts": "pins", "pinned_object": "pins", "scan_pins": "pins",
+    **dict.fromkeys(("BTFRecord", "LinkRecord", "MapRecord", "ProcessRecord", "ProgramRecord", "Record"), "records"),
+    "Snapshot": "snapshots", "take_snapshot": "snapshots", "with_context": "snapshots",
+    "READERS": "walk", "all_btfs": "walk", "all_links": "walk", "all_maps": "walk", "all_programs": "walk",
+    "read_one": "walk",
+}
+
+
+_SUBMODULES = frozenset({"attach", "clock", "dump", "fdinfo", "fullname", "listing", "names", "owners", "pins",
+                         "records", "snapshots", "walk"})
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:  # ``inventory.pins.identify(...)`` without importing .pins first
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 _KIND_NAMES = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
 
 
 def _context(kinds: list[str], owners: bool, pins: bool) -> tuple[Optional[OwnerIndex], Optional[PinIndex]]:
+    from .owners import scan_owners
+    from .pins import scan_pins
+
     pin_index = scan_pins() if pins else None
     owner_index = scan_owners(kinds) if owners else None
     return owner_index, pin_index
@@ -54,25 +72,41 @@ def _context(kinds: list[str], owners: bool, pins: bool) -> tuple[Optional[Owner
 
 def programs(*, owners: bool = True, pins: bool = True) -> list[ProgramRecord]:
     """Every loaded program, ascending by id. Owners include processes holding a link to it."""
+    from .snapshots import with_context
+    from .walk import all_programs
+
     return with_context(all_programs(), "prog", *_context(["prog"], owners, pins))
 
 
 def maps(*, owners: bool = True, pins: bool = True) -> list[MapRecord]:
     """Every loaded map, ascending by id."""
+    from .snapshots import with_context
+    from .walk import all_maps
+
     return with_context(all_maps(), "map", *_context(["map"], owners, pins))
 
 
 def links(*, owners: bool = True, pins: bool = True) -> list[LinkRecord]:
     """Every BPF link, ascending by id, with its attach point decoded."""
+    from .snapshots import with_context
+    from .walk import all_links
+
     return with_context(all_links(), "link", *_context(["link"], owners, pins))
 
 
 def btfs(*, owners: bool = True, pins: bool = True) -> list[BTFRecord]:
     """Every loaded BTF object (vmlinux, modules, program BTF), ascending by id."""
+    from .snapshots import with_context
+    from .walk import all_btfs
+
     return with_context(all_btfs(), "btf", *_context(["btf"], owners, pins))
 
 
 def _get(kind: str, obj_id: int, owners: bool, pins: bool) -> Record:
+    from ..errors import BPFNotFoundError
+    from .snapshots import with_context
+    from .walk import READERS, read_one
+
     record = read_one(kind, obj_id, READERS[kind])
     if record is None:
         raise BPFNotFoundError(2, f"BPF_{kind.upper()}_GET_FD_BY_ID",
@@ -104,12 +138,16 @@ def get_btf(btf_id: int, *, owners: bool = True, pins: bool = True) -> BTFRecord
 def processes() -> tuple[ProcessRecord, ...]:
     """Every process holding BPF objects (programs, also through links/perf events, maps, links, BTF),
     most objects first."""
+    from .snapshots import take_snapshot
+
     return take_snapshot(owners=True, pins=False).processes()
 
 
 def snapshot(*, owners: bool = True, pins: bool = True, ids: Optional[Mapping[str, Iterable[int]]] = None) -> Snapshot:
     """Every program, map, link and BTF object at once, with id indexes (one /proc scan, one bpffs walk);
     ``ids`` (kind -> ids listed earlier) limits it to those objects."""
+    from .snapshots import take_snapshot
+
     return take_snapshot(owners=owners, pins=pins, ids=ids)
 
 

@@ -16,10 +16,31 @@ from typing import Iterable, Optional
 from .._sys import ops
 from ..errors import BPFError
 from .fdinfo import ANON_INODES, int_field, read_fdinfo
-from .records import Owner
 
 _PERF_EVENT = "anon_inode:[perf_event]"
 _KINDS = ("prog", "map", "link", "btf")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A process that holds file descriptors to an object (and so keeps it loaded).
+
+    ``via`` says how: ``"fd"`` (an fd to the object itself), ``"link"`` (an fd to a BPF link that
+    runs the program; ``link_id`` names it) or ``"perf_event"`` (a perf event fd the program is
+    attached to with the legacy ioctl).
+    """
+
+    pid: int
+    comm: str
+    uid: int
+    fds: tuple[int, ...]
+    via: str = "fd"
+    link_id: int = 0
+
+    @property
+    def fd(self) -> int:
+        """The lowest of the process's fds to the object."""
+        return self.fds[0]
 
 
 @dataclass

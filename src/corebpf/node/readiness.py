@@ -84,19 +84,65 @@ def object_ids() -> Optional[dict[str, list[int]]]:
     return found
 
 
+class _Counted:
+    """What the summary needs of one object: its id, type name and owners (a plain class: this module
+    is on doctor's cold path, where each dataclass costs its own code generation)."""
+
+    __slots__ = ("id", "type", "owners")
+
+    def __init__(self, obj_id: int, type_name: str, owners: tuple[Any, ...]) -> None:
+        self.id, self.type, self.owners = obj_id, type_name, owners
+
+
+def _count_objects(ids: dict[str, list[int]]) -> tuple[list[_Counted], list[_Counted], list[_Counted], int]:
+    """Programs, maps and links among ``ids`` with their types and owners, and how many BTF objects are
+    left: what the summary shows, without building full inventory records (names, fdinfo, attach points,
+    the record classes' import). Objects gone since the ids were listed are skipped, as in a snapshot."""
+    from .._sys import _generated as g
+    from .._sys import ops
+    from ..errors import BPFNotFoundError
+    from ..inventory.listing import open_by_id
+    from ..inventory.names import enum_name
+    from ..inventory.owners import scan_owners
+
+    found: dict[str, list[tuple[int, str]]] = {}
+    for kind, info_cls, enum_cls in (("prog", g.ProgInfo, g.ProgType), ("map", g.MapInfo, g.MapType),
+                                     ("link", g.LinkInfo, g.LinkType), ("btf", g.BtfInfo, None)):
+        found[kind] = []
+        for obj_id in ids.get(kind, ()):
+            fd = open_by_id(kind, obj_id)
+            if fd is None:
+                continue
+            with fd:
+                info = info_cls()
+                try:
+                    ops.obj_get_info_by_fd(int(fd), info)
+                except BPFNotFoundError:
+                    continue
+                found[kind].append((obj_id, enum_name(enum_cls, info.type) if enum_cls is not None else ""))
+    index = scan_owners()  # after the walk: none of its fds are open any more
+    return ([_Counted(i, t, index.of("prog", i)) for i, t in found["prog"]],
+            [_Counted(i, t, index.of("map", i)) for i, t in found["map"]],
+            [_Counted(i, t, index.of("link", i)) for i, t in found["link"]], len(found["btf"]))
+
+
 def inventory_summary(top: int = 5, ids: Optional[dict[str, list[int]]] = None) -> dict[str, Any]:
     """Counts of loaded programs/maps/links by type and the processes holding the most (never raises);
     ``ids`` (from :func:`object_ids`) limits it to the objects that existed then."""
     try:
-        from .. import inventory
+        if ids is not None:
+            progs, maps, links, btfs = _count_objects(ids)
+        else:
+            from .. import inventory
 
-        snap = inventory.snapshot(owners=True, pins=False, ids=ids)
+            snap = inventory.snapshot(owners=True, pins=False)
+            progs, maps, links, btfs = list(snap.programs), list(snap.maps), list(snap.links), len(snap.btfs)
     except Exception as exc:  # noqa: BLE001 - any failure becomes the section's error
         return {"available": False, "error": str(exc), "programs": {"total": 0, "by_type": {}},
                 "maps": {"total": 0, "by_type": {}}, "links": {"total": 0, "by_type": {}}, "btfs": 0,
                 "top_owners": []}
     owners: dict[int, dict[str, Any]] = {}
-    for kind, records in (("programs", snap.programs), ("maps", snap.maps), ("links", snap.links)):
+    for kind, records in (("programs", progs), ("maps", maps), ("links", links)):
         for rec in records:
             for o in rec.owners or ():
                 entry = owners.setdefault(o.pid, {"pid": o.pid, "comm": o.comm, "uid": o.uid, "programs": 0,
@@ -107,8 +153,8 @@ def inventory_summary(top: int = 5, ids: Optional[dict[str, list[int]]] = None) 
     def count(records: Any) -> dict[str, Any]:
         return {"total": len(records), "by_type": dict(Counter(r.type for r in records).most_common())}
 
-    return {"available": True, "error": None, "programs": count(snap.programs), "maps": count(snap.maps),
-            "links": count(snap.links), "btfs": len(snap.btfs), "top_owners": ranked[:top]}
+    return {"available": True, "error": None, "programs": count(progs), "maps": count(maps),
+            "links": count(links), "btfs": btfs, "top_owners": ranked[:top]}
 
 
 def _works(report: Any, section: str, name: str) -> Optional[bool]:
