@@ -182,27 +182,37 @@ class CDumper:
         return a
 
     def _composite_align(self, type_id: int) -> int:
+        return self._natural_align(type_id) or 1
+
+    def _natural_align(self, type_id: int) -> int:
+        """A struct/union's alignment from its members', or 0 when it must be packed: a member
+        that is not a bitfield sits off its natural alignment, or the size is not a multiple."""
         t = self.t
         w, off = t.words, t.offs[type_id]
         info = w[off + 1]
-        kflag = info >> 31
-        best = 1
-        p = off + 3
+        end = off + 3 + 3 * (info & 0xFFFF)
         memo, align_of = self._align, self.align_of
-        for _ in range(info & 0xFFFF):
-            a = memo[w[p + 1]]
-            if a == _NO_ALIGN:
-                a = align_of(w[p + 1])
-            if a > best:
-                best = a
-            moff = w[p + 2]
-            # a non-bitfield member off its natural alignment: the struct is packed
-            if (not kflag or not moff >> 24) and (moff & 0xFFFFFF if kflag else moff) % (8 * a):
-                return 1
-            p += 3
-        if w[off + 2] % best:
-            return 1
-        return best
+        best = 1
+        # two loops so that the kind_flag test is not made per member (this runs for every struct)
+        if info >> 31:  # bitfield sizes in the offsets' top byte: bitfields are never misaligned
+            for mtype, moff in zip(w[off + 4:end:3], w[off + 5:end:3]):
+                a = memo[mtype]
+                if a == _NO_ALIGN:
+                    a = align_of(mtype)
+                if a > best:
+                    best = a
+                if moff < 0x1000000 and moff % (8 * a):
+                    return 0
+        else:
+            for mtype, moff in zip(w[off + 4:end:3], w[off + 5:end:3]):
+                a = memo[mtype]
+                if a == _NO_ALIGN:
+                    a = align_of(mtype)
+                if a > best:
+                    best = a
+                if moff % (8 * a):
+                    return 0
+        return 0 if w[off + 2] % best else best
 
     def size_of(self, type_id: int) -> int:
         """``sizeof`` type ``type_id`` (typedefs and qualifiers followed, arrays multiplied)."""
@@ -240,21 +250,7 @@ class CDumper:
 
     def is_packed(self, type_id: int) -> bool:
         """True when a struct cannot be laid out naturally: it needs ``__attribute__((packed))``."""
-        t = self.t
-        w, off = t.words, t.offs[type_id]
-        info = w[off + 1]
-        kflag = info >> 31
-        best = 1
-        p = off + 3
-        for _ in range(info & 0xFFFF):
-            a = self.align_of(w[p + 1])
-            moff = w[p + 2]
-            if (not kflag or not moff >> 24) and (moff & 0xFFFFFF if kflag else moff) % (8 * a):
-                return True
-            if a > best:
-                best = a
-            p += 3
-        return bool(w[off + 2] % best)
+        return self._natural_align(type_id) == 0
 
     # -- names ------------------------------------------------------------------------------------
     def _resolve_name(self, type_id: int, names: dict[str, int]) -> str:
@@ -300,12 +296,12 @@ class CDumper:
         """
         t = self.t
         w, offs, kinds = t.words, t.offs, t.kinds
-        cand = {tid for tid in chain(t.ids_of_kind(ENUM), t.ids_of_kind(ENUM64), t.ids_of_kind(FWD))
-                if not w[offs[tid]]}
+        by_kind = t.ids_by_kind()
+        cand = {tid for tid in chain(by_kind[ENUM], by_kind[ENUM64], by_kind[FWD]) if not w[offs[tid]]}
         if not cand:
             return frozenset()
         found: set[int] = set()
-        ids_of_kind, keep = t.ids_of_kind, cand.intersection
+        ids_of_kind, keep = by_kind.__getitem__, cand.intersection
         # one type id at a fixed word of the record
         for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG, FUNC_PROTO):
             found.update(keep([w[offs[tid] + 2] for tid in ids_of_kind(kind)]))
@@ -579,12 +575,7 @@ class CDumper:
             if m_off > cur:
                 self._emit_padding(cur, m_off, 1 if packed else self.align_of(mtype),
                                    prev_bitfield and m_bits != 0, lvl + 1)
-            if va_types and mtype in va_types and not m_bits:
-                self._emit_va_member(mtype, string(name_off), lvl + 1)
-                size = sizes[mtype]
-                cur = m_off + 8 * (size if size != _NO_SIZE else size_of(mtype))
-                prev_bitfield = False
-                continue
+            # va_list types never have a cached declarator (see _emit_decl): no test on this path
             hit = decls_get(mtype) if name_off else None
             if hit is not None:  # the common case, inlined: a declarator seen before
                 pos = spos + name_off  # string(name_off), inlined: this loop runs once per member
@@ -596,6 +587,12 @@ class CDumper:
                     continue
                 out.append(f"{pfx}{hit.replace(_NAME, fname)};")  # type: ignore[union-attr]
             else:
+                if va_types and mtype in va_types and not m_bits:
+                    self._emit_va_member(mtype, string(name_off), lvl + 1)
+                    size = sizes[mtype]
+                    cur = m_off + 8 * (size if size != _NO_SIZE else size_of(mtype))
+                    prev_bitfield = False
+                    continue
                 out.append(pfx)
                 emit_decl(mtype, string(name_off) if name_off else "", lvl + 1)
                 if m_bits:
@@ -726,7 +723,9 @@ class CDumper:
         text = "".join(out[start:])
         del out[start:]
         out.append(text.replace(_NAME, fname) if fname else text)
-        if self._inline_defs == inline_before:
+        # not cached: declarators with an anonymous body (they number enumerators), and va_list
+        # types (struct members of those types are written differently, see _emit_struct_def)
+        if self._inline_defs == inline_before and type_id not in self._va_types():
             self._decls[key] = text
 
     def _emit_mods(self, decls: list[int]) -> None:

@@ -14,13 +14,15 @@ Location, as for the BTF index cache: ``$COREBPF_CACHE_DIR``, else ``$XDG_CACHE_
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 try:  # the built-in BLAKE2; hashlib would also load OpenSSL (a few MiB of RSS) for nothing
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - other Python implementations
     from hashlib import blake2b
-from typing import Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
 
 __all__ = ["FORMAT_VERSION", "cache_dir", "cache_key", "file_key", "cached_path", "load", "store", "stats"]
 
@@ -32,8 +34,11 @@ _CHUNK = 1 << 20
 stats = {"hits": 0, "misses": 0, "stores": 0, "store_errors": 0}
 
 
-def cache_dir() -> Path:
+def cache_dir() -> "Path":
     """The directory cache entries live in."""
+    # imported here: a dump that does not use the cache (--no-cache) need not load pathlib
+    from pathlib import Path
+
     env = os.environ.get("COREBPF_CACHE_DIR")
     if env:
         return Path(env)
@@ -80,7 +85,7 @@ def _hasher(options: str) -> "blake2b":
     return h
 
 
-def cached_path(key: str) -> Path:
+def cached_path(key: str) -> "Path":
     """Where the entry for ``key`` lives (whether or not it exists)."""
     return cache_dir() / f"cdump-{key}.h"
 

@@ -102,7 +102,7 @@ class RawTypes:
     """
 
     __slots__ = ("words", "offs", "kinds", "start_id", "last_id", "ptr_size", "base", "_sbuf",
-                 "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs", "_by_kind")
+                 "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs")
 
     def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
         data = bytes(data) if not isinstance(data, bytes) else data
@@ -147,7 +147,6 @@ class RawTypes:
         if pos != n:
             raise BTFError(f"{what}: BTF truncated: the last type record runs past the type section's end")
         self.words = words
-        self._by_kind: Optional[list[array]] = None  # ids grouped by kind, see ids_of_kind()
         self.offs = offs
         self.kinds = kinds
         self.last_id = len(offs) - 1
@@ -225,25 +224,27 @@ class RawTypes:
     def ids_of_kind(self, kind: int) -> list[int]:
         """Every id of ``kind``, ascending."""
         kinds = self.kinds
-        if kind == 0:
+        if kind <= 0 or kind > 255:
             return []  # void (id 0) is no type of the table
-        by_kind = self._by_kind
-        if by_kind is None:
-            if kinds.count(kind) < 64:
-                # a rare kind: byte searches (each costs about as much as a loop iteration) win
-                out = []
-                i = kinds.find(kind, 1)
-                while i >= 0:
-                    out.append(i)
-                    i = kinds.find(kind, i + 1)
-                return out
-            # the dumper asks for most kinds: group every id by kind in one pass, once
-            by_kind = [array("I") for _ in range(32)]
-            appends = [a.append for a in by_kind]
-            for tid, k in enumerate(kinds):
-                appends[k](tid)
-            self._by_kind = by_kind
-        return by_kind[kind].tolist() if kind < 32 else []
+        if kinds.count(kind) * 8 > len(kinds):
+            # a common kind (FUNC, FUNC_PROTO, PTR): one C pass over the kind table beats a
+            # search per id (each costs about a Python loop iteration)
+            return list(compress(range(len(kinds)), kinds.translate(kind_mask(kind))))
+        out = []
+        i = kinds.find(kind, 1)
+        while i >= 0:
+            out.append(i)
+            i = kinds.find(kind, i + 1)
+        return out
+
+    def ids_by_kind(self) -> list[array]:
+        """``[ids of kind 0, ids of kind 1, ...]`` (32 kinds), for passes over most kinds."""
+        by_kind = [array("I") for _ in range(32)]
+        appends = [a.append for a in by_kind]
+        for tid, k in enumerate(self.kinds):
+            appends[k](tid)
+        del by_kind[0][:1]  # void
+        return by_kind
 
     def _guess_ptr_size(self) -> int:
         """The size of ``long`` (what libbpf calls the BTF's pointer size), 8 if absent."""
