@@ -69,10 +69,11 @@ def too_new_programs(obj: Path) -> dict[str, Requirement]:
             if req is not None and req.version is not None and running < req.version}
 
 
-def too_new_reason(obj: Path, programs: dict[str, Requirement]) -> str:
+def too_new_reason(obj: Path, programs: dict[str, Requirement], *, name_object: bool = True) -> str:
     """``obj.bpf.o: prog needs Linux 6.2+ (kfunc bpf_rcu_read_lock), ...; this is 5.10.0-32-amd64``."""
     parts = [f"{name} needs Linux {req.version}+ ({req.label})" for name, req in sorted(programs.items())]
-    return f"{obj.name}: {', '.join(parts)}; this is {os.uname().release}"
+    text = f"{', '.join(parts)}; this is {os.uname().release}"
+    return f"{obj.name}: {text}" if name_object else text
 
 
 def skip_if_kernel_too_old(obj: Path, *, any_program: bool = False) -> None:

@@ -113,7 +113,7 @@ def _refused(obj: Path, exc: BaseException) -> tuple[list[str], str] | None:
     new = too_new_programs(obj)
     if new:
         # the rest must then load (the retry raises otherwise): only these may be what failed
-        return list(new), too_new_reason(obj, new)
+        return list(new), too_new_reason(obj, new, name_object=False)
     return None
 
 
