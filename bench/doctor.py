@@ -3,7 +3,10 @@
 Both run as subprocesses, several times each, interleaved; the medians and their ratio are
 printed. corebpf runs cold (no disk cache: every probe really runs) and, for reference, warm
 (``--cache``: probe results reused from this boot). corebpf probes more than bpftool (attach
-methods with real links, tracing variants with BTF targets, host facts, the inventory).
+methods with real links, tracing variants with BTF targets, host facts, the inventory). Its probes
+run in a forked child process; the CPU column includes it (the command waits for its child).
+On a shared machine the wall ratio follows the load average (printed before and after): with the
+CPUs busy elsewhere every command is CPU-bound and the ratio approaches the CPU ratio.
 
     .venv/bin/python bench/doctor.py [--runs 7]
 """
@@ -55,6 +58,7 @@ def main() -> int:
     warm = [*prefix, corebpf, "doctor", "--json", "--cache"]
     for cmd in (anchor, cold, warm):  # warm up the page cache, the bytecode cache and the probe cache
         timed(cmd, warm_env)
+    load_before = os.getloadavg()[0]
     walls: dict[str, list[float]] = {"bpftool": [], "cold": [], "warm": []}
     cpus: dict[str, list[float]] = {"bpftool": [], "cold": [], "warm": []}
     for _ in range(args.runs):
@@ -65,7 +69,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in walls.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
     load = os.getloadavg()[0]
-    print(f"runs: {args.runs} each, interleaved; {os.cpu_count()} CPUs, load average {load:.2f} at the end"
+    print(f"runs: {args.runs} each, interleaved; {os.cpu_count()} CPUs, load average {load_before:.2f} at the start, "
+          f"{load:.2f} at the end"
           + ("; both at nice -20" if args.nice else ""))
     print(f"{'':31s} {'wall median':>12s} {'(min..max)':>14s} {'CPU median':>11s}")
     for key, label in (("bpftool", "bpftool feature probe kernel"), ("cold", "corebpf doctor --json"),
