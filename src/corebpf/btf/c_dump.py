@@ -273,7 +273,8 @@ class CDumper:
 
     def type_name(self, type_id: int) -> str:
         """The C tag name of a struct/union/enum/fwd (with a ``___N`` suffix on conflicts)."""
-        return self._resolve_name(type_id, self._type_names)
+        name = self._resolved.get(type_id)  # the memo, checked here first: this is called often
+        return name if name is not None else self._resolve_name(type_id, self._type_names)
 
     def ident_name(self, type_id: int) -> str:
         """The C name of a typedef (with a ``___N`` suffix on conflicts)."""
@@ -291,8 +292,8 @@ class CDumper:
         """The anonymous enums and forwards some other type refers to (the only types ordering asks
         about: a lone anonymous enum is written as a top-level declaration).
 
-        Every reference word of the type table is visited: kind by kind, gathered in comprehensions
-        and filtered in C by set intersection.
+        Every reference word of the type table is visited: kind by kind, in generators filtered in
+        C by set intersection (no list of every reference: that would be megabytes at the peak).
         """
         t = self.t
         w, offs, kinds = t.words, t.offs, t.kinds
@@ -304,14 +305,14 @@ class CDumper:
         ids_of_kind, keep = by_kind.__getitem__, cand.intersection
         # one type id at a fixed word of the record
         for kind in (PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, VAR, DECL_TAG, TYPE_TAG, FUNC_PROTO):
-            found.update(keep([w[offs[tid] + 2] for tid in ids_of_kind(kind)]))
-        arrays = [offs[tid] for tid in ids_of_kind(ARRAY)]
-        found.update(keep([w[off + 3] for off in arrays]), keep([w[off + 4] for off in arrays]))
+            found.update(keep(w[offs[tid] + 2] for tid in ids_of_kind(kind)))
+        arrays = ids_of_kind(ARRAY)
+        found.update(keep(w[offs[tid] + 3] for tid in arrays), keep(w[offs[tid] + 4] for tid in arrays))
         # one type id per member / parameter / variable: a strided slice of each record
         for kind, first, step in ((STRUCT, 4, 3), (UNION, 4, 3), (DATASEC, 3, 3), (FUNC_PROTO, 4, 2)):
             found.update(keep(chain.from_iterable(
                 w[off + first:off + first + step * (w[off + 1] & 0xFFFF):step]
-                for off in [offs[tid] for tid in ids_of_kind(kind)])))
+                for off in map(offs.__getitem__, ids_of_kind(kind)))))
         return frozenset(found)
 
     def _order_type(self, type_id: int, through_ptr: bool) -> bool:
@@ -513,15 +514,31 @@ class CDumper:
         idents = self._ident_names
         string = t.string
         is64 = t.kinds[type_id] == ENUM64
-        step = 3 if is64 else 2
         fits32 = True
-        for p in range(off + 3, off + 3 + step * vlen, step):
-            vname = string(w[p])
-            count = idents.get(vname, 0) + 1
-            idents[vname] = count
-            if count > 1:
-                vname = f"{vname}___{count}"
-            if is64:
+        if not is64:
+            # the common case, with the name lookup inlined: vmlinux has ~19k enumerators
+            sbuf, spos, send = t._sbuf, t._spos, t._send
+            end = off + 3 + 2 * vlen
+            for name_off, v in zip(w[off + 3:end:2], w[off + 4:end:2]):
+                pos = spos + name_off
+                nul = sbuf.find(b"\0", pos, send)
+                vname = sbuf[pos:nul].decode("utf-8", "replace") if nul >= 0 else string(name_off)
+                count = idents.get(vname)
+                if count is None:
+                    idents[vname] = 1
+                else:
+                    idents[vname] = count = count + 1
+                    vname = f"{vname}___{count}"
+                if signed and v >> 31:
+                    v -= 1 << 32
+                out.append(f"{pfx}{vname} = {v},")
+        else:
+            for p in range(off + 3, off + 3 + 3 * vlen, 3):
+                vname = string(w[p])
+                count = idents.get(vname, 0) + 1
+                idents[vname] = count
+                if count > 1:
+                    vname = f"{vname}___{count}"
                 hi = w[p + 2]
                 if hi:
                     fits32 = False
@@ -529,11 +546,6 @@ class CDumper:
                 if signed and v >> 63:
                     v -= 1 << 64
                 out.append(f"{pfx}{vname} = {v}{'LL' if signed else 'ULL'},")
-            else:
-                v = w[p + 1]
-                if signed and v >> 31:
-                    v -= 1 << 32
-                out.append(f"{pfx}{vname} = {v},")
         out.append(f"{_NLTABS[lvl] if lvl < 32 else _nltabs(lvl)}}}")
         # an enum's size is the compiler's choice; force the unusual ones
         if size == 1:
