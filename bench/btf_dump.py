@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("bpftool is not installed (apt-get install bpftool): it is the anchor")
     with tempfile.TemporaryDirectory(prefix="corebpf-bench-") as cache:
         env = dict(os.environ, COREBPF_CACHE_DIR=cache)
+        # an installed corebpf runs from compiled bytecode: without .pyc files every import would be
+        # compiled again in every run, which is not what is measured here
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         check_outputs(args.btf, bpftool, env)
         anchor = [bpftool, "btf", "dump", "file", args.btf, "format", "c"]
         cold = corebpf_cmd() + ["btf", "dump", args.btf, "--no-cache"]
