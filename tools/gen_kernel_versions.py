@@ -160,6 +160,7 @@ EXTRA: dict[str, dict[str, dict[str, str]]] = {
         "struct_ops_link": {"version": "6.4", "source": "kernel release notes"},
         # behaviours the kernel tests pin (checked in Debian 5.10/6.1/6.12 VMs: older kernels lack them)
         "prog_info_verified_insns": {"version": "5.16", "source": "kernel commit aba64c7da983 (bpf: Add verified_insns to bpf_prog_info and fdinfo), applied to bpf-next Oct 2021, in the 5.16 merge window; Debian 5.10 reports 0, 6.1 fills it"},
+        "task_iter_params": {"version": "6.1", "source": "kernel commit f0d74c4da1f0 (bpf: Parameterize task iterators.), Kui-Feng Lee, bpf-next v6 Aug 2022 -> 6.1; Debian 5.10 answers E2BIG (unknown link_create fields)"},
         "sockmap_prog_query": {"version": "5.18", "source": "kernel commit 748cd5729ac7 (bpf: support BPF_PROG_QUERY for progs attached to sockmap), pushed to bpf-next 2022-01-21 after the 5.17 merge window; Debian 5.10 answers EINVAL"},
         "verifier_msg_cannot_use_helper": {"version": "6.10", "source": "kernel commit: bpf: improve error message for unsupported helper (Mykyta Yatsenko, lore 20240325152210.377548-1-yatsenko@meta.com; libbpf mirror b0624101), bpf-next Mar 2024 -> 6.10: \"unknown func\" became \"program of this type cannot use helper\"; Debian 6.1 says unknown func, 6.12 the new words"},
     },
