@@ -14,7 +14,7 @@ from corebpf._sys import ops
 from corebpf.analysis import kernel_versions
 from corebpf.errors import BPFError
 from corebpf.links.tracing import load as load_tracing
-from kernel_rules import older_than
+from kernel_rules import missing_is_expected, older_than
 from test_links_util import count, counting_program, veth_pair
 
 
@@ -45,7 +45,7 @@ def test_parameterised_task_iterator_visits_one_process():
             try:
                 link = links.iterator(p, pid=os.getpid())
             except corebpf.BPFError as exc:  # task iterator parameters need Linux >= 6.1
-                pytest.skip(f"parameterised task iterators: {exc}")
+                missing_is_expected("features", "task_iter_params", f"parameterised task iterators: {exc}")
             with link:
                 link.read()
                 assert count(m) == threads >= 2

@@ -11,6 +11,7 @@ import corebpf
 from corebpf import features, links
 from corebpf.analysis.kernel_versions import KernelVersion
 from corebpf.links.tracing import load as load_tracing
+from kernel_rules import missing_is_expected
 from test_links_util import count, counting_insns, counting_program, open_fds
 
 
@@ -242,7 +243,7 @@ def test_no_fd_leaks_over_many_attaches():
 
 def test_bpf_cookie_reaches_the_program():
     if not features.attach_method("bpf_cookie").supported:
-        pytest.skip(f"bpf cookies: {features.attach_method('bpf_cookie').reason}")
+        missing_is_expected("features", "bpf_cookie", f"bpf cookies: {features.attach_method('bpf_cookie').reason}")
     from corebpf.asm.builder import R0, R1, assemble, call, exit_, ld_map_value, mov64, stx
     from corebpf.asm.opcodes import Size
 
