@@ -11,6 +11,8 @@ import time
 import pytest
 
 from corebpf import features, links
+from corebpf.node.kconfig import load_kconfig
+from kernel_rules import missing_is_expected
 from test_links_util import count, counting_program, send_udp, sh, veth_pair
 
 XDP_PASS, SK_PASS, NF_ACCEPT, TC_ACT_OK = 2, 1, 1, 0
@@ -99,7 +101,10 @@ def test_sk_lookup_on_netns_counts_and_stops(net):
 
 def test_netfilter_local_in_counts_and_stops(net):
     if not features.attach_method("netfilter_link").supported:
-        pytest.skip(f"netfilter links: {features.attach_method('netfilter_link').reason}")
+        why = f"netfilter links: {features.attach_method('netfilter_link').reason}"
+        if load_kconfig().enabled("NETFILTER_BPF_LINK") is False:  # a build choice, not the version
+            pytest.skip(f"{why} (CONFIG_NETFILTER_BPF_LINK is not set)")
+        missing_is_expected("prog_types", "NETFILTER", why)
     with counting_program("netfilter", NF_ACCEPT, expected_attach_type="netfilter") as (p, m):
         link = links.netfilter(p, "ipv4", "local_in", 100, netns=net["ns_b"])
         _counts_then_stops(net, m, link)
