@@ -94,3 +94,23 @@ def test_build_report_with_fork_matches_without() -> None:
     for section in ("prog_types", "map_types", "attach", "misc"):
         assert {k: v["supported"] for k, v in forked["features"][section].items()} == \
             {k: v["supported"] for k, v in plain["features"][section].items()}
+
+
+def test_split_probers_match_in_process() -> None:
+    from corebpf.features.background import collect, start_split
+
+    if threading.active_count() > 1:
+        pytest.skip("threads run in this test process: the probers would not fork")
+    probers = start_split(2)
+    assert len(probers) == 2
+    for prober in probers:
+        prober.go()
+    merged = collect(probers)
+    features.clear_cache()
+    try:
+        here = features.probe_all()
+    finally:
+        features.clear_cache()
+    assert _summary(merged) == _summary(here)
+    for section in ("prog_types", "prog_variants", "map_types", "helpers", "attach", "misc"):
+        assert list(getattr(merged, section)) == list(getattr(here, section)), section  # same order

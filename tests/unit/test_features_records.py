@@ -110,3 +110,29 @@ def test_report_wire_round_trip_keeps_everything() -> None:
                         "/cache/file.json")
     again = FeatureReport.from_wire(marshal.loads(marshal.dumps(rep.to_wire())))
     assert again == rep  # frozen dataclasses: field by field, the helper reasons included
+
+
+def test_split_prog_types_covers_every_type_once() -> None:
+    from corebpf.features import _prog_type_names, split_prog_types
+
+    names = _prog_type_names()
+    for parts in (1, 2, 3, 4):
+        groups = split_prog_types(parts)
+        assert len(groups) == parts
+        flat = [n for g in groups for n in g]
+        assert sorted(flat) == sorted(names) and len(flat) == len(set(flat))
+    first, second = split_prog_types(2)
+    assert "tracing" in second and len(first) < len(second)  # the first also does the attach probes
+
+
+def test_merge_parts_keeps_probe_all_order() -> None:
+    from corebpf.features import _prog_type_names, merge_parts
+
+    names = _prog_type_names()
+    ok = lambda n: ProbeResult(n, True, None, "loads")  # noqa: E731
+    a = FeatureReport({n: ok(n) for n in names[1::2]}, {}, {"hash": ok("hash")}, {}, {"raw_tp": ok("raw_tp")},
+                      {"isa_v2": ok("isa_v2")}, 0.2)
+    b = FeatureReport({n: ok(n) for n in names[::2]}, {}, {}, {}, {}, {}, 0.3)
+    m = merge_parts([b, a])
+    assert list(m.prog_types) == names and m.attach == a.attach and m.map_types == a.map_types
+    assert m.misc == a.misc and m.duration == 0.3

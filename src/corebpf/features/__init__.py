@@ -313,21 +313,34 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             rep = FeatureReport.from_dict(cached)
             return FeatureReport(rep.prog_types, rep.prog_variants, rep.map_types, rep.helpers, rep.attach,
                                  rep.misc, rep.duration, os.path.join(_cache.cache_dir(), f"features-{key}.json"))
+    report = _probe(_prog_type_names(), rest=True, with_helpers=with_helpers, waiters=1 if threads == 1 else 4,
+                    helper_threads=threads or _helper_workers())
+    _report = report
+    if use_disk_cache:
+        _cache.store(key, report.to_dict())
+    return report
+
+
+def _prog_type_names() -> list[str]:
+    return [t.name.lower() for t in ProgType if t != ProgType.UNSPEC]
+
+
+def _probe(names: list[str], *, rest: bool, with_helpers: bool, waiters: int, helper_threads: int) -> FeatureReport:
+    """The probes of :func:`probe_all`: program types ``names`` with their helpers and, with ``rest``,
+    the attach, map and instruction-set probes (without: those sections stay empty). Attach probes
+    run on ``waiters`` threads, helper probes on ``helper_threads`` (1: in the calling thread)."""
     start = time.perf_counter()
     # Kernels before 5.11 charge map/program memory to RLIMIT_MEMLOCK (often 64 KiB): the probes use
     # bpf_raw (no EPERM retry), and concurrent ones share that budget, so lift it first or random map
     # types probe as "permission denied" (seen on Debian 5.10).
     raise_memlock_limit()
-    workers = threads or _helper_workers()
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
-    # threads run them so they overlap everything else; helper probes (mostly kernel time) get a
-    # pool. threads=1 runs everything in the calling thread.
-    with (_Inline() if threads == 1 else _Threads(4)) as waiters, \
-            (_Inline() if workers == 1 else _Threads(workers)) as pool:
+    # threads run them so they overlap everything else; helper probes (mostly kernel time) get a pool
+    with (_Inline() if waiters == 1 else _Threads(waiters)) as wait_pool, \
+            (_Inline() if helper_threads == 1 else _Threads(helper_threads)) as pool:
         order = [n for n in _SLOW_ATTACH if n in ATTACH_PROBES] + [n for n in ATTACH_PROBES if n not in _SLOW_ATTACH]
-        attach_f = {n: waiters.submit(attach_method, n) for n in order}
+        attach_f = {n: wait_pool.submit(attach_method, n) for n in order} if rest else {}
         vmlinux_types(_all_btf_targets())  # one BTF pass for every probe that needs a target
-        names = [t.name.lower() for t in ProgType if t != ProgType.UNSPEC]
         if with_helpers:
             # each pool task probes its program type then that type's helpers, so helper probes start
             # at once instead of after every program type; the slowest (tracing, BTF targets) go first
@@ -335,17 +348,56 @@ def probe_all(*, use_disk_cache: bool = False, with_helpers: bool = True, thread
             pair_f = {n: pool.submit(_prog_and_helpers, n) for n in order}
         else:
             pair_f = {n: _Inline().submit(lambda n: (_prog_result(n), None), n) for n in names}
-        maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC}
-        misc = probe_misc()
+        maps = {map_type_name(t): map_type(map_type_name(t)) for t in MapType if t != MapType.UNSPEC} if rest else {}
+        misc = probe_misc() if rest else {}
         pairs = {n: pair_f[n].result() for n in names}
         progs = {n: pairs[n][0] for n in names}
-        report = FeatureReport({n: r.result for n, r in progs.items()}, {n: r.variants for n, r in progs.items()},
-                               maps, {n: pairs[n][1] for n in names} if with_helpers else {},
-                               {n: attach_f[n].result() for n in ATTACH_PROBES}, misc, time.perf_counter() - start)
-    _report = report
-    if use_disk_cache:
-        _cache.store(key, report.to_dict())
-    return report
+        return FeatureReport({n: r.result for n, r in progs.items()}, {n: r.variants for n, r in progs.items()},
+                             maps, {n: pairs[n][1] for n in names} if with_helpers else {},
+                             {n: attach_f[n].result() for n in ATTACH_PROBES} if rest else {}, misc,
+                             time.perf_counter() - start)
+
+
+# relative cost of a program type's probes (its helpers dominate): tracing loads against a BTF target
+_TYPE_COST = {"tracing": 4.0, "struct_ops": 1.2}
+_REST_COST = 8.0  # the attach, map and instruction-set probes, in the same units
+
+
+def split_prog_types(parts: int) -> list[list[str]]:
+    """Program type names in ``parts`` groups of about equal probing cost, for probing in ``parts``
+    processes (see :mod:`.background`); the first group also takes the attach, map and
+    instruction-set probes, so it gets fewer types."""
+    groups: list[list[str]] = [[] for _ in range(max(1, parts))]
+    load = [_REST_COST] + [0.0] * (len(groups) - 1)
+    for name in sorted(_prog_type_names(), key=lambda n: -_TYPE_COST.get(n, 1.0)):
+        i = load.index(min(load))
+        groups[i].append(name)
+        load[i] += _TYPE_COST.get(name, 1.0)
+    return groups
+
+
+def probe_part(names: list[str], *, rest: bool) -> FeatureReport:
+    """One process's share of a split :func:`probe_all`: program types ``names`` (from
+    :func:`split_prog_types`), and the rest of the probes when ``rest``. Helper probes run in the
+    calling thread: the processes are the parallelism, and threads would only add GIL hand-offs
+    (measured ~100-150 ms of CPU over a full probe)."""
+    return _probe(names, rest=rest, with_helpers=True, waiters=4, helper_threads=1)
+
+
+def merge_parts(parts: list[FeatureReport]) -> FeatureReport:
+    """The report of a whole :func:`probe_all` from the reports of its :func:`probe_part` shares
+    (sections in probe_all's order; duration: the longest share)."""
+    names = _prog_type_names()
+
+    def pick(section: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for part in parts:
+            found.update(getattr(part, section))
+        return {n: found[n] for n in names if n in found}
+
+    rest = next((p for p in parts if p.attach), parts[0])
+    return FeatureReport(pick("prog_types"), pick("prog_variants"), rest.map_types, pick("helpers"), rest.attach,
+                         rest.misc, max(p.duration for p in parts))
 
 
 def clear_cache() -> None:

@@ -1,18 +1,20 @@
-"""``probe_all()`` in a forked child process, so a short-lived command overlaps it with its own work.
+"""``probe_all()`` in forked child processes, so a short-lived command overlaps it with its own work.
 
 The probes are mostly kernel time (verifier runs, RCU grace periods) but each of the ~6,000 helper
 probes also needs a little Python between two system calls. Run on threads next to a main thread
-that is busy in Python (imports, host facts, the inventory), they would wait for the GIL after every
-system call; a child process has its own interpreter, so both CPUs work. ``corebpf doctor`` forks
-the child first thing (``corebpf.node.readiness.start``), does what must precede any probe (mounts,
-the bpf() check, the inventory's id list), then says go, and collects the report at the end.
+that is busy in Python (imports, host facts, the inventory), or next to each other, they would wait
+for the GIL after every system call; child processes have their own interpreters, so all CPUs work.
+``corebpf doctor`` forks one child per CPU first thing (:func:`start_split`: each probes a share of
+the program types, the first also the attach, map and instruction-set probes), does what must
+precede any probe (mounts, the bpf() check, the inventory's id list), says go, and merges the
+reports at the end (:func:`collect`).
 
-    >>> bg = ProbeProcess.start()        # forks; the child imports the probes and waits
+    >>> probers = start_split(2)         # fork; the children prepare (BTF scan) and wait
     >>> ...                              # work that must happen before any probe object exists
-    >>> bg.go()                          # the child probes now
-    >>> report = bg.result()             # the FeatureReport (an exception if the child failed)
+    >>> for p in probers: p.go()         # the children probe now
+    >>> report = collect(probers)        # the FeatureReport, as probe_all() returns it
 
-The report crosses the pipe as :mod:`marshal` data of plain tuples (no pickle import, nothing lost).
+Reports cross the pipes as :mod:`marshal` data of plain tuples (no pickle import, nothing lost).
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ class ProbeProcess:
         self._report: Optional["FeatureReport"] = None
 
     @classmethod
-    def start(cls) -> Optional["ProbeProcess"]:
-        """Fork the prober; None where forking is unsafe or impossible (threads already running: a fork
-        copies only the calling thread and any lock another one holds) — then probe in-process."""
+    def start(cls, names: Optional[list[str]] = None, rest: bool = True) -> Optional["ProbeProcess"]:
+        """Fork the prober: all of :func:`~corebpf.features.probe_all`, or with ``names`` one share of it
+        (:func:`~corebpf.features.probe_part`). None where forking is unsafe or impossible (threads
+        already running: a fork copies only the calling thread and any lock another one holds)."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return None
         control_r, control_w = os.pipe()
@@ -58,7 +61,7 @@ class ProbeProcess:
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(control_w)
             os.close(results_r)
-            _child(control_r, results_w)
+            _child(control_r, results_w, names, rest)
         os.close(control_r)
         os.close(results_w)
         return cls(pid, control_w, results_r)
@@ -125,7 +128,40 @@ class ProbeProcess:
                 pass
 
 
-def _child(control: int, results: int) -> None:  # pragma: no cover - runs in the forked child
+def start_split(parts: int) -> list[ProbeProcess]:
+    """Fork ``parts`` probers sharing the probes (:func:`~corebpf.features.split_prog_types`), each
+    probing its helpers in one thread: processes run Python in parallel without GIL hand-offs. Empty
+    when forking is not possible (nothing is left running then)."""
+    from . import split_prog_types
+
+    probers: list[ProbeProcess] = []
+    for i, names in enumerate(split_prog_types(parts) if parts > 1 else [None]):
+        prober = ProbeProcess.start(names, rest=i == 0)
+        if prober is None:
+            for started in probers:
+                started.cancel()
+            return []
+        probers.append(prober)
+    return probers
+
+
+def collect(probers: list[ProbeProcess]) -> "FeatureReport":
+    """The whole report from the probers of :func:`start_split` (waits for all of them; the first
+    failure is raised once every child is reaped)."""
+    from . import merge_parts
+
+    reports, failure = [], None
+    for prober in probers:
+        try:
+            reports.append(prober.result())
+        except ProbeFailed as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return reports[0] if len(reports) == 1 else merge_parts(reports)
+
+
+def _child(control: int, results: int, names: Optional[list[str]], rest: bool) -> None:  # pragma: no cover
     """Prepare (imports, the BTF scan: no kernel objects yet), wait for go, probe, send, exit."""
     import gc
 
@@ -133,12 +169,13 @@ def _child(control: int, results: int) -> None:  # pragma: no cover - runs in th
     status: str
     payload: Any
     try:
-        from . import _all_btf_targets, probe_all, vmlinux_types
+        from . import _all_btf_targets, probe_all, probe_part, vmlinux_types
 
         vmlinux_types(_all_btf_targets())
         if os.read(control, 1) != _GO:
             os._exit(0)
-        status, payload = "ok", probe_all().to_wire()
+        report = probe_all() if names is None else probe_part(names, rest=rest)
+        status, payload = "ok", report.to_wire()
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as text
         status, payload = "error", f"{type(exc).__name__}: {exc}"
     try:

@@ -282,7 +282,7 @@ class Start:
     started: datetime
     lockdown: Any  # node.Lockdown, read (and securityfs mounted) first
     bpf: dict[str, Any]
-    prober: Any = None  # features.background.ProbeProcess, told to go
+    probers: list[Any] = field(default_factory=list)  # features.background.ProbeProcess, told to go
     ids: Optional[dict[str, list[int]]] = None  # object ids listed before the probes (with a prober)
     inventory_before: Optional[dict[str, Any]] = None  # the whole inventory, when ids could not be listed
 
@@ -292,20 +292,22 @@ class Start:
 
 
 def start(*, mount: bool = True, probe: bool = True, use_cache: bool = False, inventory: bool = True,
-          fork: bool = False) -> Start:
+          fork: bool = False, probers: Optional[list[Any]] = None) -> Start:
     """The first part of :func:`build_report`: what must come before the probes. Forks the prober
     (with ``fork``), mounts securityfs and tracefs (probes read the lockdown mode and tracepoint ids),
     checks bpf(), lists the ids of the loaded objects (so the inventory never counts a probe's own),
-    then lets the prober go."""
+    then lets the prober go. ``probers``: already forked (by :func:`corebpf.features.background.start_split`),
+    waiting for go."""
     from .lockdown import read_lockdown
     from .mounts import ensure_mounted
 
     started = datetime.now(timezone.utc)
-    prober = None
-    if fork and probe and not use_cache:  # a cached report is read faster than a process starts
-        from ..features.background import ProbeProcess
+    probers = list(probers or ())
+    if not probers and fork and probe and not use_cache:  # a cached report is read faster than a process starts
+        from ..features.background import start_split
 
-        prober = ProbeProcess.start()
+        # one prober per CPU (up to 4), each probing its share of the types' helpers in one thread
+        probers = start_split(min(os.cpu_count() or 1, 4))
     lockdown = read_lockdown(mount=mount)
     if mount:
         try:
@@ -315,25 +317,26 @@ def start(*, mount: bool = True, probe: bool = True, use_cache: bool = False, in
     bpf = bpf_syscall_state()
     # with a prober only the ids are listed now, and the records read while it works; without one
     # (or where ids cannot be listed) the whole inventory is taken before any probe
-    ids = object_ids() if inventory and prober is not None else None
+    ids = object_ids() if inventory and probers else None
     inv = inventory_summary() if inventory and ids is None and probe else None
-    if prober is not None:
+    for prober in probers:
         if bpf["usable"]:
             prober.go()
         else:
             prober.cancel()
-            prober = None
-    return Start(mount, probe, use_cache, inventory, started, lockdown, bpf, prober, ids, inv)
+    if not bpf["usable"]:
+        probers = []
+    return Start(mount, probe, use_cache, inventory, started, lockdown, bpf, probers, ids, inv)
 
 
 _prestarted: Optional[Start] = None
 
 
-def prestart(*, mount: bool = True, inventory: bool = True) -> None:
-    """:func:`start` for ``corebpf doctor`` (probing, no cache, forked prober), called by the CLI before it
+def prestart(*, mount: bool = True, inventory: bool = True, probers: Optional[list[Any]] = None) -> None:
+    """:func:`start` for ``corebpf doctor`` (probing, no cache, forked probers), called by the CLI before it
     imports click and the rest, so those imports overlap the probes; :func:`build_report` takes it over."""
     global _prestarted
-    _prestarted = start(mount=mount, probe=True, use_cache=False, inventory=inventory, fork=True)
+    _prestarted = start(mount=mount, probe=True, use_cache=False, inventory=inventory, fork=True, probers=probers)
 
 
 def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = False,
@@ -346,8 +349,8 @@ def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = Fa
     global _prestarted
     st, _prestarted = _prestarted, None
     if st is not None and not st.matches(mount, probe, use_cache, inventory):
-        if st.prober is not None:
-            st.prober.cancel()  # (it probes, unused: the options differ)
+        for prober in st.probers:
+            prober.cancel()  # (they probe, unused: the options differ)
         st = None
     if st is None:
         st = start(mount=mount, probe=probe, use_cache=use_cache, inventory=inventory, fork=fork)
@@ -363,15 +366,17 @@ def build_report(*, mount: bool = True, probe: bool = True, use_cache: bool = Fa
     probe_error = None
     if probe and bpf["usable"]:
         try:
-            if st.prober is not None:
-                report = st.prober.result()
+            if st.probers:
+                from ..features.background import collect
+
+                report = collect(st.probers)
             else:
                 from .. import features
 
                 report = features.probe_all(use_disk_cache=use_cache)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             probe_error = f"{type(exc).__name__}: {exc}"
-            if st.prober is not None:
+            if st.probers:
                 from ..features.background import ProbeFailed
 
                 if isinstance(exc, ProbeFailed):  # the child's own "Type: message"
