@@ -13,18 +13,45 @@ exception. :func:`facts` gathers them all (the doctor's input); the modules can 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._fact import Fact
-from .btfinfo import BTFInfo, btf_info
-from .caps import BPF_CAPS, CAP_NAMES, Capabilities, capabilities
-from .kconfig import BPF_OPTIONS, KConfig, load_kconfig, parse_kconfig
-from .kernel import KernelInfo, kernel_info, parse_release
-from .lockdown import LOCKDOWN_MEANING, Lockdown, parse_lockdown, read_lockdown
-from .mounts import MOUNTED_BY_US, STANDARD, Mount, MountStatus, ensure_mounted, find_mount, mount_status, parse_mountinfo
-from .sandbox import Evidence, SandboxInfo, detect, detect_from
-from .sysctl import JITState, jit_state, read_sysctl
-from .tracing import TracingInfo, tracing_info
+if TYPE_CHECKING:  # pragma: no cover
+    from ._fact import Fact
+    from .btfinfo import BTFInfo
+    from .caps import Capabilities
+    from .kconfig import KConfig
+    from .kernel import KernelInfo
+    from .lockdown import Lockdown
+    from .mounts import MountStatus
+    from .sandbox import SandboxInfo
+    from .sysctl import JITState
+    from .tracing import TracingInfo
+
+# public name -> submodule defining it, imported on first use: ``corebpf doctor`` reads the lockdown
+# mode, mounts and capabilities before its probes start, and the other modules afterwards
+_LAZY = {
+    "Fact": "_fact", "BTFInfo": "btfinfo", "btf_info": "btfinfo",
+    **dict.fromkeys(("BPF_CAPS", "CAP_NAMES", "Capabilities", "capabilities"), "caps"),
+    **dict.fromkeys(("BPF_OPTIONS", "KConfig", "load_kconfig", "parse_kconfig"), "kconfig"),
+    **dict.fromkeys(("KernelInfo", "kernel_info", "parse_release"), "kernel"),
+    **dict.fromkeys(("LOCKDOWN_MEANING", "Lockdown", "parse_lockdown", "read_lockdown"), "lockdown"),
+    **dict.fromkeys(("MOUNTED_BY_US", "STANDARD", "Mount", "MountStatus", "ensure_mounted", "find_mount",
+                     "mount_status", "parse_mountinfo"), "mounts"),
+    **dict.fromkeys(("Evidence", "SandboxInfo", "detect", "detect_from"), "sandbox"),
+    **dict.fromkeys(("JITState", "jit_state", "read_sysctl"), "sysctl"),
+    **dict.fromkeys(("TracingInfo", "tracing_info"), "tracing"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,16 @@ def facts(mount: bool = True, *, lockdown: Optional[Lockdown] = None) -> NodeFac
     mode) and tracefs when they are missing and this process may mount them; see
     :data:`MOUNTED_BY_US`. ``lockdown``: the mode already read (by the caller, with the same ``mount``).
     Never raises."""
+    from .btfinfo import btf_info
+    from .caps import capabilities
+    from .kconfig import load_kconfig
+    from .kernel import kernel_info
+    from .lockdown import read_lockdown
+    from .mounts import ensure_mounted, mount_status
+    from .sandbox import detect
+    from .sysctl import jit_state, read_sysctl
+    from .tracing import tracing_info
+
     if lockdown is None:
         lockdown = read_lockdown(mount=mount)
     if mount:
