@@ -3,7 +3,6 @@ lists that surely probe."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -31,13 +30,13 @@ def test_prestart_only_when_doctor_surely_probes(monkeypatch: pytest.MonkeyPatch
     from corebpf.node import readiness
 
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr(background, "start_split", lambda parts: ["prober"] * parts)
+    monkeypatch.setattr(background, "start_split", lambda parts=2: ["prober"] * parts)
     monkeypatch.setattr(readiness, "prestart", lambda **kw: calls.append(kw))
     cli_main._prestart_doctor_probes(args)
     assert bool(calls) == started
     if started:
         assert calls == [{"mount": "--no-mount" not in args, "inventory": "--no-inventory" not in args,
-                          "probers": ["prober"] * min(os.cpu_count() or 1, 4)}]
+                          "probers": ["prober", "prober"]}]
 
 
 def test_cli_group_built_on_demand() -> None:

@@ -70,13 +70,11 @@ def _prestart_doctor_probes(args: list[str]) -> None:
     are imported, so those imports overlap the probes. Only for argument lists that surely reach the
     command and probe; the command takes the start over (see ``node.readiness.prestart``)."""
     if args[:1] == ["doctor"] and set(args[1:]) <= _PROBING_DOCTOR_FLAGS:
-        import os
-
         from ..features.background import start_split
 
         # fork before importing the host-fact modules: the children's own preparation (a BTF scan)
         # overlaps those imports; they wait for go, given once nothing may precede the probes
-        probers = start_split(min(os.cpu_count() or 1, 4))
+        probers = start_split()
         from ..node.readiness import prestart
 
         prestart(mount="--no-mount" not in args, inventory="--no-inventory" not in args, probers=probers)

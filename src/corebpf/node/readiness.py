@@ -306,8 +306,7 @@ def start(*, mount: bool = True, probe: bool = True, use_cache: bool = False, in
     if not probers and fork and probe and not use_cache:  # a cached report is read faster than a process starts
         from ..features.background import start_split
 
-        # one prober per CPU (up to 4), each probing its share of the types' helpers in one thread
-        probers = start_split(min(os.cpu_count() or 1, 4))
+        probers = start_split()
     lockdown = read_lockdown(mount=mount)
     if mount:
         try:
