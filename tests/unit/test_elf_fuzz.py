@@ -95,3 +95,21 @@ def test_every_truncation_point_of_the_headers(name: str):
     data = SEEDS[name]
     for size in range(0, 1024, 7):
         _check(data[:size])
+
+
+def test_huge_kconfig_extern_is_refused_without_allocating_it() -> None:
+    """Corrupt BTF that makes a __kconfig enum 4 GiB raises ELFError instead of zeroing a 4 GiB map value
+    (hypothesis found this: the .kconfig map's data was allocated from the extern's BTF size)."""
+    import struct
+
+    data = bytearray(SEEDS["obj_kconfig.bpf.o"])
+    btf_sec = next(s for s in ELFFile(bytes(data)).sections if s.name == ".BTF")
+    hdr_len, type_off, type_len, str_off = struct.unpack_from("<4xIIII", data, btf_sec.offset)
+    strings = btf_sec.offset + hdr_len + str_off
+    name_off = bytes(data[strings:strings + (1 << 16)]).index(b"\0libbpf_tristate\0") + 1
+    enum_header = struct.pack("<III", name_off, (6 << 24) | 3, 4)  # ENUM, 3 values, 4 bytes
+    types = btf_sec.offset + hdr_len + type_off
+    at = bytes(data[types:types + type_len]).index(enum_header) + types
+    struct.pack_into("<I", data, at + 8, 0xFFFF_FFF0)
+    with pytest.raises(ELFError, match="CONFIG_BPF_JIT.*bytes"):
+        ObjectSpec.from_bytes(bytes(data), source="corrupt.o")

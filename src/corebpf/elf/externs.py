@@ -24,6 +24,9 @@ __all__ = ["collect_externs", "kconfig_map", "KCONFIG_SEC", "KSYMS_SEC"]
 
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
+# Kconfig values are scalars and strings (the longest real ones, e.g. CONFIG_CMDLINE, are a few KiB); a
+# larger extern comes from corrupt BTF and would make the zeroed .kconfig map absurdly large.
+MAX_KCONFIG_EXTERN_SIZE = 64 * 1024
 
 
 def _extern_section(btf: "BTF", type_id: int) -> Optional[str]:
@@ -81,6 +84,10 @@ def collect_externs(elf: "ELFFile", btf: Optional["BTF"]) -> dict[int, ExternSpe
                 size, align = vt.size, vt.alignment
             except BTFError as exc:
                 raise ELFError(f"{elf.source}: __kconfig extern {sym.name!r}: {exc}") from None
+            if not 0 < size <= MAX_KCONFIG_EXTERN_SIZE:
+                raise ELFError(f"{elf.source}: __kconfig extern {sym.name!r} is {size} bytes (BTF type {vt.id}); "
+                               f"kconfig values are at most {MAX_KCONFIG_EXTERN_SIZE} bytes: the object's BTF is "
+                               f"corrupt, rebuild it")
             out[sym.index] = ExternSpec(t.name, ExternKind.KCONFIG, weak, t.id, size=size, align=align,
                                         symbol_index=sym.index)
         elif sec == KSYMS_SEC:
