@@ -51,6 +51,21 @@ def test_dump_whole_kernel_to_a_file_twice_uses_the_cache(runner: CliRunner, tmp
     assert out3.read_text() == dump_c(BTF.vmlinux(), header=False)
 
 
+def test_kernel_btf_is_mapped_not_copied() -> None:
+    import mmap
+
+    from corebpf.btf.c_dump_table import RawTypes
+    from corebpf.cli.btf import _read
+
+    data = _read(VMLINUX)
+    if not isinstance(data, mmap.mmap):
+        pytest.skip("this kernel does not allow mmap of /sys/kernel/btf/vmlinux (Linux 6.16+)")
+    with open(VMLINUX, "rb") as f:
+        raw = f.read()
+    assert data[:] == raw
+    assert dump_c(RawTypes(data), ["task_struct"]) == dump_c(RawTypes(raw), ["task_struct"])
+
+
 def test_dump_explicit_file_and_split_base(runner: CliRunner, tmp_path: Path) -> None:
     vml = BTF.vmlinux()
     b = BTFBuilder(base=vml)

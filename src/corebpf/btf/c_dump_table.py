@@ -13,6 +13,7 @@ string offsets of split BTF continue those of its base, so one flat table serves
 
 from __future__ import annotations
 
+import mmap
 import struct
 import sys
 from array import array
@@ -105,7 +106,8 @@ class RawTypes:
                  "_spos", "_send", "_tbuf", "_tpos", "_tend", "blobs")
 
     def __init__(self, data: bytes, base: Optional["RawTypes"] = None, *, what: str = "BTF") -> None:
-        data = bytes(data) if not isinstance(data, bytes) else data
+        # a read-only mapping (the kernel's /sys/kernel/btf files, see corebpf.cli.btf) is used as is
+        data = bytes(data) if not isinstance(data, (bytes, mmap.mmap)) else data
         tbuf, tpos, tend, spos, send = _parse(data, what)
         self.base = base
         #: the raw BTF blobs this table was built from, base first
