@@ -334,6 +334,10 @@ def _probe(names: list[str], *, rest: bool, with_helpers: bool, waiters: int, he
     # bpf_raw (no EPERM retry), and concurrent ones share that budget, so lift it first or random map
     # types probe as "permission denied" (seen on Debian 5.10).
     raise_memlock_limit()
+    # The probes read host facts from these modules; import them here, once, before any probe thread
+    # exists: concurrent first imports of modules that import each other can fail with _DeadlockError
+    # (seen once in a 6.1 guest, reported as "the feature probes failed").
+    from ..node import caps, kconfig, kernel, lockdown, mounts, tracing  # noqa: F401
     # attach probes mostly sleep in the kernel (RCU grace periods, uprobe registration): a few
     # threads run them so they overlap everything else; helper probes (mostly kernel time) get a pool
     with (_Inline() if waiters == 1 else _Threads(waiters)) as wait_pool, \
