@@ -111,6 +111,16 @@ def test_optional_attach_type_does_not_raise_the_minimum() -> None:
     assert xdp.min_version < kv.KernelVersion(5, 9)
 
 
+def test_weak_kfunc_does_not_raise_the_minimum() -> None:
+    """A __weak kfunc behind bpf_ksym_exists() is optional: obj_ksyms_weak loads on Debian 5.10 (matrix),
+    so it must not need kfunc calls (5.13); the strong kfuncs of obj_ksyms still need 6.2."""
+    weak = analyze(_spec(CORPUS / "obj_ksyms_weak.bpf.o")).programs["ksyms_weak_read"]
+    assert weak.kfuncs == ["corebpf_no_such_kfunc"]
+    assert weak.min_version < kv.KernelVersion(5, 13), weak.min_reason
+    strong = analyze(_spec(CORPUS / "obj_ksyms.bpf.o"))
+    assert strong.min_version >= kv.KernelVersion(6, 2)
+
+
 def test_kfunc_calls_are_not_bpf2bpf_calls() -> None:
     p = analyze(_spec(CORPUS / "kfunc.bpf.o")).programs["kfunc_switch"]
     assert p.kfuncs == ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"]

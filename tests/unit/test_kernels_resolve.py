@@ -16,6 +16,12 @@ from corebpf.kernels.vm import VMResult, check_image, command_script, kernel_cmd
 
 from test_kernels_image import ELF, make_bzimage  # same directory (rootdir-relative import)
 
+
+@pytest.fixture(autouse=True)
+def _private_kernel_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake kernels never land in the machine's real cache (/var/cache/corebpf/kernels)."""
+    monkeypatch.setenv("COREBPF_KERNEL_CACHE", str(tmp_path / "kernel-cache"))
+
 SHOW = """\
 Package: linux-image-amd64
 Source: linux-signed-amd64 (6.1.176+1)

@@ -249,6 +249,7 @@ def analyze_program(spec: "ObjectSpec", prog: "ProgramSpec") -> ProgramRequireme
 
     maps: dict[str, str] = {}
     kfuncs: set[str] = set()
+    strong_kfuncs: set[str] = set()
     ksyms: set[str] = set()
     kconfig: set[str] = set()
     for rel in relocs:
@@ -261,6 +262,8 @@ def analyze_program(spec: "ObjectSpec", prog: "ProgramSpec") -> ProgramRequireme
                 maps[".kconfig"] = _type_name(MapType.ARRAY)
             elif ext.is_func:
                 kfuncs.add(ext.essential_name)
+                if not ext.weak:
+                    strong_kfuncs.add(ext.essential_name)
             else:
                 ksyms.add(ext.name)
     # map-in-map and prog-array contents: the outer map is what the program references
@@ -270,9 +273,11 @@ def analyze_program(spec: "ObjectSpec", prog: "ProgramSpec") -> ProgramRequireme
         if n in spec.maps:
             reqs += _map_requirements(spec.maps[n])
     r.kfuncs, r.ksyms, r.kconfig = sorted(kfuncs), sorted(ksyms), sorted(kconfig)
-    if r.kfuncs:
+    # a __weak kfunc is optional by design (called behind bpf_ksym_exists(); absent, the loader zeroes
+    # the call and the verifier never reaches it), so it sets no minimum kernel
+    if strong_kfuncs:
         reqs.append(lookup("features", "kfunc_calls"))
-        reqs += [q for q in (lookup("kfuncs", k) for k in r.kfuncs) if q.version is not None]
+        reqs += [q for q in (lookup("kfuncs", k) for k in sorted(strong_kfuncs)) if q.version is not None]
     typed_vars = [n for n in r.ksyms if spec.externs[n].typed]
     if typed_vars:
         reqs.append(lookup("features", "ksym_typed_vars"))
