@@ -1,6 +1,6 @@
 """Benchmark: ring buffer consumer throughput, corebpf against libbpf, on the same ring and producer.
 
-The producer is the same for every consumer: a socket filter calling ``bpf_ringbuf_output`` with
+The producer is the same for every consumer: a tc (``sched_cls``) program calling ``bpf_ringbuf_output`` with
 ``BPF_RB_NO_WAKEUP``, run with ``BPF_PROG_TEST_RUN`` (repeat = what fits in the ring). Each round fills
 the ring, then one consumer drains it while the clock runs, so the figures are about the consumer.
 Records are 8 and 64 bytes. Consumers:
