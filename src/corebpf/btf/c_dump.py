@@ -578,7 +578,10 @@ class CDumper:
         cur = 0
         prev_bitfield = False
         end = off + 3 + 3 * vlen
-        # strided slices pull each member's three words out in C
+        # strided slices pull each member's three words out in C. (Writing a whole body with map()
+        # chains instead, names sliced and templates filled in C, was measured slower: +18% of
+        # the dump's instructions under callgrind; bodies average 6 members, and on CPython 3.11
+        # each map/list/min call costs more than a specialised loop over so few items.)
         for name_off, mtype, moff in zip(w[off + 3:end:3], w[off + 4:end:3], w[off + 5:end:3]):
             if kflag:
                 m_bits, m_off = moff >> 24, moff & 0xFFFFFF
