@@ -7,7 +7,8 @@
 #   tests/matrix/run.sh debian:6.12 /boot/vmlinuz-6.1.0-28-amd64
 #   tests/matrix/run.sh -- -k ringbuf        # extra pytest arguments after --
 #
-# Environment: MATRIX_VMTEST=0 skips vmtest's own slow acceptance tests (run first, on the host),
+# Environment: MATRIX_VMTEST=0 skips the host-side VM acceptance tests (vmtest's own slow cases and
+# compat against real loads in each kernel; run first),
 # MATRIX_JOBS (VMs at once; default 2 = one per host core, each VM gets 1 vCPU),
 # MATRIX_TIMEOUT (seconds per kernel; default 1500), MATRIX_MEMORY (MiB per VM; default 2048),
 # COREBPF_KERNEL_CACHE (where Debian kernel packages are cached; default /var/cache/corebpf/kernels).
@@ -34,6 +35,10 @@ if [ "${MATRIX_VMTEST:-1}" = 1 ]; then
   # not boot), skipped in the normal suite for time.
   echo "== vmtest acceptance tests (host side)"
   COREBPF_VM_TESTS=all "$python" -m pytest -q -p no:cacheprovider -rfEs tests/kernel/test_vmtest.py || vm_rc=$?
+  # compat's verdicts against each kernel's BTF equal real loads of the corpus inside that kernel
+  echo "== compat vs real loads in the VMs (host side)"
+  COREBPF_VM_TESTS=$(IFS=,; echo "${specs[*]}") "$python" -m pytest -q -p no:cacheprovider -rfEs \
+    tests/kernel/test_compat_vm.py || vm_rc=$?
 fi
 echo "== kernel matrix: ${specs[*]}"
 "$corebpf" vmtest "${kernel_args[@]}" --jobs "${MATRIX_JOBS:-2}" --timeout "${MATRIX_TIMEOUT:-1500}" \
