@@ -9,8 +9,9 @@ The public API lives here; submodules load on first use so ``import corebpf`` st
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 from .errors import (
     BPFError,
@@ -51,14 +52,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'corebpf' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
-    globals()[name] = value
-    return value
+# subpackages exposed by name (``corebpf.inventory``...): the rest of _LAZY are names inside them
+_SUBPACKAGES = frozenset(name for name, module in _LAZY.items() if module.rsplit(".", 1)[-1] == name)
+__getattr__ = lazy_exports(__name__, globals(), {n: m.split(".", 1)[1] for n, m in _LAZY.items()}, _SUBPACKAGES)
 
 
 def __dir__() -> list[str]:

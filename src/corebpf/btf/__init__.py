@@ -71,9 +71,7 @@ Errors: malformed input raises :class:`corebpf.errors.BTFError` naming the byte 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_exports
 from .types import (
     Array, Composite, Const, Datasec, DeclTag, Enum, EnumValue, Float, Func, FuncProto, Fwd, Int,
     IntEncoding, Kind, Linkage, Member, Param, Pointer, Qualifier, Restrict, Struct, Type, Typedef, TypeTag,
@@ -101,10 +99,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'corebpf.btf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, globals(), _LAZY)

@@ -15,7 +15,9 @@ scan / bpffs walk, leaving those fields None.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from .owners import OwnerIndex
@@ -45,17 +47,8 @@ _SUBMODULES = frozenset({"attach", "clock", "dump", "fdinfo", "fullname", "listi
                          "records", "snapshots", "walk"})
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name in _SUBMODULES:  # ``inventory.pins.identify(...)`` without importing .pins first
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# ``inventory.pins.identify(...)`` works without importing .pins first
+__getattr__ = lazy_exports(__name__, globals(), _LAZY, _SUBMODULES)
 
 
 _KIND_NAMES = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
