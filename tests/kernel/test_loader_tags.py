@@ -88,6 +88,19 @@ def _remove_oracle_pins(obj: Path) -> None:
             pass
 
 
+def _bpftool_tags(obj: Path) -> dict[str, str]:
+    """{program name: tag} of ``obj`` loaded by ``bpftool prog loadall`` (raises Unloadable)."""
+    try:
+        with loaded_object(obj) as progs:
+            tags = {}
+            for name, prog_id in progs.items():
+                with Program.from_id(prog_id) as p:
+                    tags[name] = p.tag
+            return tags
+    finally:
+        _remove_oracle_pins(obj)
+
+
 def _refused(obj: Path, exc: BaseException) -> tuple[list[str], str] | None:
     """(programs this kernel refuses on purpose, why) -- None when ``exc`` is a real failure."""
     msg = str(exc)
@@ -153,15 +166,7 @@ def test_program_tags_equal_libbpf(obj: Path, pin_root: str, libbpf_tags):
         # bpftool cannot load part of an object, nor pin what libbpf skipped: the C libbpf oracle can
         assert ours == libbpf_tags(obj, skip)
         return
-    try:
-        with loaded_object(obj) as progs:
-            theirs = {}
-            for name, prog_id in progs.items():
-                with Program.from_id(prog_id) as p:
-                    theirs[name] = p.tag
-    finally:
-        _remove_oracle_pins(obj)
-    assert ours == theirs
+    assert ours == _bpftool_tags(obj)
 
 
 def test_the_two_oracles_agree(libbpf_tags):
@@ -172,11 +177,7 @@ def test_the_two_oracles_agree(libbpf_tags):
     for name in ("obj_bpf2bpf.bpf.o", "obj_globals.bpf.o", "core_fields.bpf.o"):
         obj = next(p for p in OBJECTS if p.name == name)
         try:
-            with loaded_object(obj) as progs:
-                theirs = {}
-                for prog_name, prog_id in progs.items():
-                    with Program.from_id(prog_id) as p:
-                        theirs[prog_name] = p.tag
+            theirs = _bpftool_tags(obj)
         except Unloadable:
             if not too_new_programs(obj):
                 raise
